@@ -1,0 +1,74 @@
+"""Request-scoped helpers shared by the route handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+
+from shared_schema import Actor, Role
+
+from ..auth import AuthenticationError, TokenVerifier
+from ..config import Settings
+from ..store import SQLiteStore, decode_cursor
+from .errors import InvalidField, Unauthenticated
+
+
+def store_of(request: Request) -> SQLiteStore:
+    return request.app.state.store
+
+
+def settings_of(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def provide_actor(request: Request) -> Actor:
+    """Resolve the caller from the bearer token; the body never names the actor."""
+    verifier: TokenVerifier = request.app.state.verifier
+    try:
+        actor = verifier.verify(request.headers.get("authorization"))
+    except AuthenticationError as exc:
+        raise Unauthenticated(str(exc)) from exc
+    request.scope.setdefault("state", {})["subject"] = actor.subject
+    return actor
+
+
+def engineer_scope(actor: Actor) -> str | None:
+    """The engineer whose orders bound what this actor sees, or None for office roles."""
+    return actor.engineer_id if actor.role is Role.ENGINEER else None
+
+
+def int_query(request: Request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidField(f"query parameter {name} must be a whole number", field=name, value=raw) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
+        raise InvalidField(f"query parameter {name} must be {bounds}", field=name, value=value)
+    return value
+
+
+def enum_query(request: Request, name: str, allowed: Any) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    values = [member.value for member in allowed]
+    if raw not in values:
+        raise InvalidField(f"query parameter {name} must be one of {', '.join(values)}", field=name, value=raw)
+    return raw
+
+
+def cursor_query(request: Request, name: str = "cursor") -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return decode_cursor(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidField(
+            f"query parameter {name} is not a cursor returned by this server", field=name, value=raw
+        ) from None

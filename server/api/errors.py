@@ -1,0 +1,154 @@
+"""HTTP error family and the handlers that turn exceptions into JSON bodies.
+
+Every client mistake becomes a 4xx whose body names the field and the value
+at fault; only a failure of the server itself becomes a 5xx.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+
+from ..store.errors import StoreError, StoreUnavailable
+
+log = structlog.get_logger("csdp.api")
+
+_PATH_RE = re.compile(r"at `(\$[^`]*)`")
+_MISSING_RE = re.compile(r"missing required field `([^`]+)`")
+_MISSING = object()
+
+
+class ApiError(Exception):
+    """An error answered with `status_code` and a JSON body."""
+
+    status_code = 400
+    error = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None, value: Any = _MISSING, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.value = value
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.error, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        if self.value is not _MISSING:
+            body["value"] = self.value
+        body.update(self.extra)
+        return body
+
+
+class MalformedRequest(ApiError):
+    status_code = 400
+    error = "malformed_request"
+
+
+class InvalidField(ApiError):
+    status_code = 422
+    error = "invalid_field"
+
+
+class Unauthenticated(ApiError):
+    status_code = 401
+    error = "unauthenticated"
+
+
+class NotFound(ApiError):
+    status_code = 404
+    error = "not_found"
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+    error = "payload_too_large"
+
+
+class ServiceUnavailable(ApiError):
+    status_code = 503
+    error = "service_unavailable"
+
+
+def validation_error(exc: msgspec.ValidationError, document: Any) -> InvalidField:
+    """Build a 422 from a msgspec validation error, adding the field path and the value found there."""
+    text = str(exc)
+    path_match = _PATH_RE.search(text)
+    path = path_match.group(1) if path_match else "$"
+    missing = _MISSING_RE.search(text)
+    if missing:
+        return InvalidField(f"{text}; add the field", field=f"{path}.{missing.group(1)}")
+    return InvalidField(text, field=path, value=_value_at(document, path))
+
+
+def _value_at(document: Any, path: str) -> Any:
+    """Follow a msgspec path such as `$.events[2].payload.x`; a missing step yields None."""
+    current = document
+    for name, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path.removeprefix("$")):
+        try:
+            current = current[int(index)] if index else current[name]
+        except (KeyError, IndexError, TypeError):
+            return None
+    if isinstance(current, str) and len(current) > 200:
+        return current[:200] + "..."
+    if isinstance(current, (dict, list)):
+        return f"<{type(current).__name__} of {len(current)} items>"
+    return current
+
+
+def _json_response(request: Request, status: int, body: dict[str, Any]) -> Response:
+    correlation_id = request.scope.get("state", {}).get("correlation_id")
+    if correlation_id:
+        body["correlation_id"] = correlation_id
+    return Response(content=body, status_code=status, media_type="application/json")
+
+
+def handle_api_error(request: Request, exc: ApiError) -> Response:
+    return _json_response(request, exc.status_code, exc.body())
+
+
+def handle_http_exception(request: Request, exc: HTTPException) -> Response:
+    """Wrap Litestar's own errors (unknown route, bad path parameter, wrong method) in the same body shape."""
+    if isinstance(exc, NotFoundException):
+        error = "not_found"
+    elif isinstance(exc, ValidationException):
+        error = "invalid_field"
+    else:
+        error = "http_error"
+    body: dict[str, Any] = {"error": error, "message": exc.detail}
+    if exc.extra:
+        body["details"] = exc.extra
+    return _json_response(request, exc.status_code, body)
+
+
+def handle_store_error(request: Request, exc: StoreError) -> Response:
+    log.error("store_error", error=str(exc), path=request.url.path, correlation_id=_correlation(request))
+    retry = isinstance(exc, StoreUnavailable)
+    body = {"error": "service_unavailable" if retry else "store_error", "message": f"{exc}; retry the request"}
+    response = _json_response(request, 503, body)
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled_error", path=request.url.path, correlation_id=_correlation(request))
+    body = {"error": "internal_error", "message": "the server failed to process the request; it was logged"}
+    return _json_response(request, 500, body)
+
+
+def _correlation(request: Request) -> str | None:
+    return request.scope.get("state", {}).get("correlation_id")
+
+
+EXCEPTION_HANDLERS = {
+    ApiError: handle_api_error,
+    HTTPException: handle_http_exception,
+    StoreError: handle_store_error,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,80 @@
+"""Command side: `POST /v1/events`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import msgspec
+import structlog
+from litestar import Request, post
+
+from shared_schema import Actor, DecisionBatch, EventBatch
+
+from .context import settings_of, store_of
+from .errors import MalformedRequest, PayloadTooLarge, validation_error
+
+log = structlog.get_logger("csdp.ingest")
+_decode_batch = msgspec.json.Decoder(EventBatch).decode
+
+
+def parse_batch(body: bytes, max_events: int) -> EventBatch:
+    """Decode a request body into a batch, or raise a 4xx naming the field and value at fault."""
+    if not body:
+        raise MalformedRequest('the request body is empty; send {"events": [...]}')
+    try:
+        batch = _decode_batch(body)
+    except msgspec.ValidationError as exc:
+        document = msgspec.json.decode(body)
+        _check_size(document.get("events") if isinstance(document, dict) else None, max_events)
+        raise validation_error(exc, document) from exc
+    except msgspec.DecodeError as exc:
+        raise MalformedRequest(f"the request body is not valid JSON: {exc}") from exc
+    _check_size(batch.events, max_events)
+    if not batch.events:
+        raise MalformedRequest("the batch has no events; send at least one", field="$.events", value=[])
+    return batch
+
+
+def _check_size(events: object, max_events: int) -> None:
+    if isinstance(events, list) and len(events) > max_events:
+        raise PayloadTooLarge(
+            f"the batch has {len(events)} events, more than the limit of {max_events}; split it into smaller batches",
+            field="$.events",
+            limit=max_events,
+            value=len(events),
+        )
+
+
+@post("/v1/events", status_code=200)
+async def post_events(request: Request, actor: Actor) -> DecisionBatch:
+    """Decide a batch of proposed events; one decision per event, in batch order."""
+    settings = settings_of(request)
+    started = time.perf_counter()
+    batch = parse_batch(await request.body(), settings.max_batch_events)
+
+    correlation_id = request.scope["state"].get("correlation_id")
+    events = [
+        event if event.correlation_id is not None else msgspec.structs.replace(event, correlation_id=correlation_id)
+        for event in batch.events
+    ]
+    decisions = await store_of(request).append_batch(
+        actor,
+        events,
+        dt.datetime.now(dt.timezone.utc),
+        dt.timedelta(seconds=settings.clock_skew_tolerance_seconds),
+    )
+
+    summary: dict[str, int] = {}
+    for decision in decisions:
+        key = f"{decision.status.value}:{decision.reason_code.value}" + (":replay" if decision.replay else "")
+        summary[key] = summary.get(key, 0) + 1
+    log.info(
+        "batch_decided",
+        correlation_id=correlation_id,
+        subject=actor.subject,
+        events=len(decisions),
+        decisions=summary,
+        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return DecisionBatch(decisions=decisions)

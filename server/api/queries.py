@@ -1,0 +1,59 @@
+"""Query side: work orders, timelines and the device pull feed."""
+
+from __future__ import annotations
+
+from litestar import Request, get
+
+from shared_schema import Actor, ChangesPage, Priority, TimelineEntry, WorkOrderPage, WorkOrderState, WorkOrderStatus
+
+from .context import cursor_query, engineer_scope, enum_query, int_query, store_of
+from .errors import InvalidField, NotFound
+
+
+@get("/v1/work-orders")
+async def list_work_orders(request: Request, actor: Actor) -> WorkOrderPage:
+    """List orders sorted by id, filtered by `status`, `engineer_id` and `priority`, one page at a time."""
+    engineer_id = request.query_params.get("engineer_id")
+    scope = engineer_scope(actor)
+    if scope is not None:
+        if engineer_id is not None and engineer_id != scope:
+            raise InvalidField("engineers may list only their own orders", field="engineer_id", value=engineer_id)
+        engineer_id = scope
+    items, next_cursor = await store_of(request).list_work_orders(
+        status=enum_query(request, "status", WorkOrderStatus),
+        engineer_id=engineer_id,
+        priority=enum_query(request, "priority", Priority),
+        after=cursor_query(request),
+        limit=int_query(request, "limit", 100, minimum=1, maximum=1000),
+    )
+    return WorkOrderPage(items=items, next_cursor=next_cursor)
+
+
+async def _visible_order(request: Request, actor: Actor, work_order_id: str) -> WorkOrderState:
+    state = await store_of(request).get_work_order(work_order_id)
+    scope = engineer_scope(actor)
+    # An engineer gets the same 404 for an order of someone else as for a missing one,
+    # so order ids cannot be probed.
+    if state is None or (scope is not None and state.engineer_id != scope):
+        raise NotFound(f"work order {work_order_id!r} was not found", field="work_order_id", value=work_order_id)
+    return state
+
+
+@get("/v1/work-orders/{work_order_id:str}")
+async def get_work_order(request: Request, actor: Actor, work_order_id: str) -> WorkOrderState:
+    return await _visible_order(request, actor, work_order_id)
+
+
+@get("/v1/work-orders/{work_order_id:str}/timeline")
+async def get_timeline(request: Request, actor: Actor, work_order_id: str) -> list[TimelineEntry]:
+    """Accepted events in stream order, with rejected and review decisions between them."""
+    await _visible_order(request, actor, work_order_id)
+    return await store_of(request).timeline(work_order_id)
+
+
+@get("/v1/sync/changes")
+async def get_changes(request: Request, actor: Actor) -> ChangesPage:
+    """Accepted events after the `since` cursor that the caller may see, in global order."""
+    since = int_query(request, "since", 0, minimum=0)
+    limit = int_query(request, "limit", 500, minimum=1, maximum=5000)
+    return await store_of(request).changes_since(since, engineer_id=engineer_scope(actor), limit=limit)

@@ -1,0 +1,88 @@
+"""The `csdp` command: run the server and mint development tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import sys
+from pathlib import Path
+
+import click
+
+from shared_schema import Role, transition_table_json
+
+from .config import ConfigError, Settings
+
+
+def _settings(var_dir: Path | None, database_url: str | None = None) -> Settings:
+    try:
+        return Settings.from_env(var_dir=var_dir, database_url=database_url)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+def main() -> None:
+    """CNC-FSM Core: offline-first sync server for field service on CNC machines."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port to listen on.")
+@click.option("--var-dir", type=click.Path(path_type=Path), help="Folder for the database and keys [env: CSDP_VAR_DIR].")
+@click.option("--database-url", help="Store location, sqlite:///PATH [env: CSDP_DATABASE_URL].")
+@click.option("--demo", is_flag=True, help="Load a small demo catalog and open orders into an empty store.")
+@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def serve(
+    host: str, port: int, var_dir: Path | None, database_url: str | None, demo: bool, log_level: str
+) -> None:
+    """Run the sync server."""
+    import uvicorn
+
+    from .app import create_app
+    from .logging import configure_logging
+
+    settings = _settings(var_dir, database_url)
+    configure_logging(log_level)
+    if settings.dev_auth and not _is_loopback(host):
+        # NOTE: an explicit opt-in flag and identity-provider keys replace this refusal later.
+        raise click.ClickException(
+            f"refusing to serve development tokens on non-loopback address {host}; use --host 127.0.0.1"
+        )
+    uvicorn.run(create_app(settings, demo=demo), host=host, port=port, log_config=None, access_log=False)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@main.command()
+@click.option("--role", required=True, type=click.Choice([role.value for role in Role]), help="Role claim of the token.")
+@click.option("--subject", required=True, help="Subject (user id) of the token.")
+@click.option("--engineer-id", help="Engineer id claim; defaults to the subject for engineers.")
+@click.option("--ttl-hours", default=12.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Lifetime in hours.")
+@click.option("--var-dir", type=click.Path(path_type=Path), help="Folder with the development key [env: CSDP_VAR_DIR].")
+def token(role: str, subject: str, engineer_id: str | None, ttl_hours: float, var_dir: Path | None) -> None:
+    """Print a bearer token signed with the development key."""
+    from .auth import mint_dev_token
+
+    settings = _settings(var_dir)
+    value = mint_dev_token(
+        settings, subject=subject, role=Role(role), engineer_id=engineer_id, ttl=dt.timedelta(hours=ttl_hours)
+    )
+    click.echo(value)
+
+
+@main.command()
+def transitions() -> None:
+    """Print the work-order state machine as JSON."""
+    sys.stdout.write(transition_table_json().decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Deciding a batch of proposed events, independent of the store.
+
+A store loads what the batch needs in one read (current states, earlier
+decisions of the same subject, the decisions the batch's causation ids point
+to), calls `plan_batch`, and writes the plan in the same transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable
+
+import msgspec
+
+from shared_schema import (
+    Actor,
+    DecisionStatus,
+    EventDecision,
+    ProposedEvent,
+    ReasonCode,
+    RecordedEvent,
+    TimelineEntry,
+    WorkOrderState,
+    clamp_effective_time,
+    content_fingerprint,
+    decide,
+)
+from shared_schema.reasons import REASON_SENTENCES
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredDecision:
+    fingerprint: bytes
+    decision: EventDecision
+
+
+@dataclasses.dataclass(frozen=True)
+class NewDecision:
+    """A decision made by this batch, with what the store needs to record it."""
+
+    decision: EventDecision
+    proposal: ProposedEvent
+    fingerprint: bytes
+    actor: Actor
+
+
+@dataclasses.dataclass(frozen=True)
+class NewEvent:
+    """An accepted event and the engineers who may see it in the pull feed."""
+
+    event: RecordedEvent
+    audience: frozenset[str]
+
+
+@dataclasses.dataclass
+class BatchPlan:
+    responses: list[EventDecision] = dataclasses.field(default_factory=list)
+    decisions: list[NewDecision] = dataclasses.field(default_factory=list)
+    events: list[NewEvent] = dataclasses.field(default_factory=list)
+    states: dict[str, WorkOrderState] = dataclasses.field(default_factory=dict)
+    timeline: list[TimelineEntry] = dataclasses.field(default_factory=list)
+
+
+def causation_ids(events: Iterable[ProposedEvent]) -> list[uuid.UUID]:
+    return [event.causation_id for event in events if event.causation_id is not None]
+
+
+def plan_batch(
+    events: list[ProposedEvent],
+    actor: Actor,
+    recorded_at: dt.datetime,
+    skew_tolerance: dt.timedelta,
+    states: dict[str, WorkOrderState],
+    prior: dict[uuid.UUID, StoredDecision],
+    causations: dict[uuid.UUID, DecisionStatus],
+    next_position: Callable[[], int],
+) -> BatchPlan:
+    """Decide every event in order, each seeing the effect of the ones before it.
+
+    The maps passed in are updated as the batch goes, so a repeated
+    `client_event_id` inside one batch is a replay of its first occurrence and
+    a causation id may point to an event earlier in the same batch.
+    """
+    plan = BatchPlan()
+    for proposal in events:
+        fingerprint = content_fingerprint(proposal)
+        earlier = prior.get(proposal.client_event_id)
+        if earlier is not None:
+            plan.responses.append(_replay_or_reuse(earlier, proposal, fingerprint, states, recorded_at))
+            continue
+
+        state = states.get(proposal.work_order_id)
+        causation = None
+        if proposal.causation_id is not None and proposal.causation_id in causations:
+            causation = (causations[proposal.causation_id], str(proposal.causation_id))
+        effective = clamp_effective_time(
+            proposal.occurred_at, recorded_at, state.updated_at if state else None, skew_tolerance
+        )
+        outcome = decide(state, proposal, actor, effective, causation)
+
+        recorded: RecordedEvent | None = None
+        if outcome.status is DecisionStatus.ACCEPTED:
+            assert outcome.state is not None
+            recorded = RecordedEvent(
+                event_id=uuid.uuid4(),
+                global_position=next_position(),
+                stream_version=outcome.state.version,
+                client_event_id=proposal.client_event_id,
+                work_order_id=proposal.work_order_id,
+                type=proposal.type,
+                payload=proposal.payload,
+                occurred_at=proposal.occurred_at,
+                effective_time=effective,
+                recorded_at=recorded_at,
+                base_version=proposal.base_version,
+                device_id=proposal.device_id,
+                actor=actor.subject,
+                actor_role=actor.role.value,
+                correlation_id=proposal.correlation_id,
+                causation_id=proposal.causation_id,
+            )
+            audience = {state.engineer_id if state else None, outcome.state.engineer_id} - {None}
+            plan.events.append(NewEvent(event=recorded, audience=frozenset(audience)))  # type: ignore[arg-type]
+            states[proposal.work_order_id] = outcome.state
+            plan.states[proposal.work_order_id] = outcome.state
+
+        decision = EventDecision(
+            client_event_id=proposal.client_event_id,
+            work_order_id=proposal.work_order_id,
+            status=outcome.status,
+            reason_code=outcome.reason_code,
+            message=outcome.message,
+            work_order_status=outcome.state.status if outcome.state else None,
+            work_order_version=outcome.state.version if outcome.state else 0,
+            decided_at=recorded_at,
+            event_id=recorded.event_id if recorded else None,
+            stream_version=recorded.stream_version if recorded else None,
+            global_position=recorded.global_position if recorded else None,
+        )
+        plan.responses.append(decision)
+        plan.decisions.append(NewDecision(decision=decision, proposal=proposal, fingerprint=fingerprint, actor=actor))
+        plan.timeline.append(_timeline_entry(decision, proposal, actor, recorded_at, effective if recorded else None))
+        prior[proposal.client_event_id] = StoredDecision(fingerprint=fingerprint, decision=decision)
+        causations[proposal.client_event_id] = decision.status
+    return plan
+
+
+def _replay_or_reuse(
+    earlier: StoredDecision,
+    proposal: ProposedEvent,
+    fingerprint: bytes,
+    states: dict[str, WorkOrderState],
+    recorded_at: dt.datetime,
+) -> EventDecision:
+    if earlier.fingerprint == fingerprint:
+        return msgspec.structs.replace(earlier.decision, replay=True)
+    # The stored decision stays as it is; this proposal is answered but not recorded,
+    # because its id already names another event.
+    state = states.get(proposal.work_order_id)
+    return EventDecision(
+        client_event_id=proposal.client_event_id,
+        work_order_id=proposal.work_order_id,
+        status=DecisionStatus.REJECTED,
+        reason_code=ReasonCode.IDEMPOTENCY_KEY_REUSED,
+        message=REASON_SENTENCES[ReasonCode.IDEMPOTENCY_KEY_REUSED],
+        work_order_status=state.status if state else None,
+        work_order_version=state.version if state else 0,
+        decided_at=recorded_at,
+    )
+
+
+def _timeline_entry(
+    decision: EventDecision,
+    proposal: ProposedEvent,
+    actor: Actor,
+    recorded_at: dt.datetime,
+    effective: dt.datetime | None,
+) -> TimelineEntry:
+    return TimelineEntry(
+        work_order_id=proposal.work_order_id,
+        status=decision.status,
+        reason_code=decision.reason_code,
+        message=decision.message,
+        type=proposal.type,
+        client_event_id=proposal.client_event_id,
+        actor=actor.subject,
+        actor_role=actor.role.value,
+        device_id=proposal.device_id,
+        occurred_at=proposal.occurred_at,
+        recorded_at=recorded_at,
+        payload=proposal.payload,
+        event_id=decision.event_id,
+        stream_version=decision.stream_version,
+        global_position=decision.global_position,
+        effective_time=effective,
+    )

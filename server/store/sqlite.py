@@ -1,0 +1,401 @@
+"""Embedded event store on one SQLite file.
+
+One connection serves the process; a lock serialises its use and every call
+runs in a worker thread so the event loop never blocks on disk. A batch is
+one `BEGIN IMMEDIATE` transaction: SQLite's single writer lock makes stream
+versions and global positions gap-free and visible in commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from shared_schema import (
+    Actor,
+    ChangesPage,
+    DecisionStatus,
+    EventDecision,
+    ProposedEvent,
+    RecordedEvent,
+    TimelineEntry,
+    WorkOrderState,
+)
+
+from ..ingest import StoredDecision, causation_ids, plan_batch
+from .errors import SchemaOutdated, StoreError, StoreUnavailable
+
+SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+_encode = msgspec.json.encode
+_decode_decision = msgspec.json.Decoder(EventDecision).decode
+_decode_state = msgspec.json.Decoder(WorkOrderState).decode
+_decode_event = msgspec.json.Decoder(RecordedEvent).decode
+_decode_timeline = msgspec.json.Decoder(TimelineEntry).decode
+
+
+def _timestamp(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.timezone.utc).isoformat() if value else None
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """Decode an opaque page cursor; raises ValueError when it was not made by this server."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    return base64.urlsafe_b64decode(padded.encode()).decode()
+
+
+class SQLiteStore:
+    """Event store, decisions and projections in a single SQLite file."""
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def open(self, *, migrate: bool = True) -> None:
+        await asyncio.to_thread(self._open_sync, migrate)
+
+    def _open_sync(self, migrate: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        # FULL makes every commit durable across power loss, not only process crashes.
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        self._connection = connection
+        version = self._schema_version(connection)
+        if version == 0 and migrate:
+            script = resources.files("server.store").joinpath("sqlite_schema.sql").read_text()
+            connection.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
+            connection.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (SCHEMA_VERSION, _timestamp(dt.datetime.now(dt.timezone.utc))),
+            )
+            version = SCHEMA_VERSION
+        if version != SCHEMA_VERSION:
+            raise SchemaOutdated(
+                f"database {self.path} has schema version {version}, this server needs {SCHEMA_VERSION}"
+            )
+
+    @staticmethod
+    def _schema_version(connection: sqlite3.Connection) -> int:
+        exists = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ).fetchone()
+        if not exists:
+            return 0
+        row = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    async def close(self) -> None:
+        def close_sync() -> None:
+            with self._lock:
+                if self._connection is not None:
+                    self._connection.close()
+                    self._connection = None
+
+        await asyncio.to_thread(close_sync)
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                if self._connection is None:
+                    raise StoreUnavailable(f"the store {self.path} is closed")
+                try:
+                    return work(self._connection)
+                except sqlite3.OperationalError as exc:
+                    if self._connection.in_transaction:
+                        self._connection.rollback()
+                    if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                        raise StoreUnavailable(f"the database {self.path} is locked: {exc}") from exc
+                    raise StoreError(f"SQLite failed on {self.path}: {exc}") from exc
+                except BaseException:
+                    if self._connection.in_transaction:
+                        self._connection.rollback()
+                    raise
+
+        return await asyncio.to_thread(locked)
+
+    # -- command side --------------------------------------------------------
+
+    async def append_batch(
+        self,
+        actor: Actor,
+        events: list[ProposedEvent],
+        recorded_at: dt.datetime,
+        skew_tolerance: dt.timedelta,
+    ) -> list[EventDecision]:
+        """Decide and record a batch in one transaction; return one decision per event, in order."""
+        return await self._run(lambda db: self._append_batch_sync(db, actor, events, recorded_at, skew_tolerance))
+
+    def _append_batch_sync(
+        self,
+        db: sqlite3.Connection,
+        actor: Actor,
+        events: list[ProposedEvent],
+        recorded_at: dt.datetime,
+        skew_tolerance: dt.timedelta,
+    ) -> list[EventDecision]:
+        db.execute("BEGIN IMMEDIATE")
+
+        # Load everything the batch needs before deciding anything.
+        stream_ids = sorted({event.work_order_id for event in events})
+        states = self._load_states(db, stream_ids)
+        client_ids = [str(event.client_event_id) for event in events]
+        prior = {
+            uuid.UUID(client_event_id): StoredDecision(fingerprint=fingerprint, decision=_decode_decision(decision))
+            for client_event_id, fingerprint, decision in self._select_in(
+                db,
+                "SELECT client_event_id, fingerprint, decision FROM decisions WHERE subject = ? AND client_event_id IN ({})",
+                [actor.subject],
+                client_ids,
+            )
+        }
+        causations = {
+            uuid.UUID(client_event_id): DecisionStatus(status)
+            for client_event_id, status in self._select_in(
+                db,
+                "SELECT client_event_id, status FROM decisions WHERE subject = ? AND client_event_id IN ({})",
+                [actor.subject],
+                [str(causation_id) for causation_id in causation_ids(events)],
+            )
+        }
+        last_position = db.execute("SELECT coalesce(max(global_position), 0) FROM events").fetchone()[0]
+        positions = iter(range(last_position + 1, last_position + 1 + len(events)))
+
+        plan = plan_batch(events, actor, recorded_at, skew_tolerance, states, prior, causations, lambda: next(positions))
+
+        db.executemany(
+            "INSERT INTO events (global_position, event_id, work_order_id, stream_version, type, client_event_id,"
+            " actor, actor_role, device_id, occurred_at, effective_time, recorded_at, event)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    item.event.global_position,
+                    str(item.event.event_id),
+                    item.event.work_order_id,
+                    item.event.stream_version,
+                    item.event.type,
+                    str(item.event.client_event_id),
+                    item.event.actor,
+                    item.event.actor_role,
+                    item.event.device_id,
+                    _timestamp(item.event.occurred_at),
+                    _timestamp(item.event.effective_time),
+                    _timestamp(item.event.recorded_at),
+                    _encode(item.event),
+                )
+                for item in plan.events
+            ],
+        )
+        db.executemany(
+            "INSERT INTO event_audience (engineer_id, global_position) VALUES (?, ?)",
+            [(engineer_id, item.event.global_position) for item in plan.events for engineer_id in item.audience],
+        )
+        db.executemany(
+            "INSERT INTO decisions (subject, client_event_id, fingerprint, work_order_id, type, status, reason_code,"
+            " actor_role, device_id, correlation_id, global_position, decided_at, proposal, decision)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    item.actor.subject,
+                    str(item.proposal.client_event_id),
+                    item.fingerprint,
+                    item.proposal.work_order_id,
+                    item.proposal.type,
+                    item.decision.status.value,
+                    item.decision.reason_code.value,
+                    item.actor.role.value,
+                    item.proposal.device_id,
+                    item.proposal.correlation_id,
+                    item.decision.global_position,
+                    _timestamp(item.decision.decided_at),
+                    _encode(item.proposal),
+                    _encode(item.decision),
+                )
+                for item in plan.decisions
+            ],
+        )
+        db.executemany(
+            "INSERT INTO work_orders_current (work_order_id, status, version, engineer_id, priority, site_id,"
+            " updated_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (work_order_id) DO UPDATE SET status = excluded.status, version = excluded.version,"
+            " engineer_id = excluded.engineer_id, priority = excluded.priority, site_id = excluded.site_id,"
+            " updated_at = excluded.updated_at, state = excluded.state",
+            [
+                (
+                    state.work_order_id,
+                    state.status.value,
+                    state.version,
+                    state.engineer_id,
+                    state.priority.value,
+                    state.site_id,
+                    _timestamp(state.updated_at),
+                    _encode(state),
+                )
+                for state in plan.states.values()
+            ],
+        )
+        db.executemany(
+            "INSERT INTO work_order_timeline (work_order_id, entry) VALUES (?, ?)",
+            [(entry.work_order_id, _encode(entry)) for entry in plan.timeline],
+        )
+        db.execute("COMMIT")
+        return plan.responses
+
+    @classmethod
+    def _load_states(cls, db: sqlite3.Connection, stream_ids: list[str]) -> dict[str, WorkOrderState]:
+        rows = cls._select_in(db, "SELECT state FROM work_orders_current WHERE work_order_id IN ({})", [], stream_ids)
+        states = [_decode_state(row[0]) for row in rows]
+        return {state.work_order_id: state for state in states}
+
+    @staticmethod
+    def _select_in(db: sqlite3.Connection, sql: str, leading: list[object], values: list[str]) -> list[tuple]:
+        """Run `sql` with its `IN ({})` filled by `values`, in chunks below SQLite's variable limit."""
+        rows: list[tuple] = []
+        chunk_size = 900
+        for start in range(0, len(values), chunk_size):
+            chunk = values[start : start + chunk_size]
+            placeholders = ", ".join("?" for _ in chunk)
+            rows.extend(db.execute(sql.format(placeholders), [*leading, *chunk]).fetchall())
+        return rows
+
+    # -- query side ----------------------------------------------------------
+
+    async def get_work_order(self, work_order_id: str) -> WorkOrderState | None:
+        def read(db: sqlite3.Connection) -> WorkOrderState | None:
+            row = db.execute("SELECT state FROM work_orders_current WHERE work_order_id = ?", (work_order_id,)).fetchone()
+            return _decode_state(row[0]) if row else None
+
+        return await self._run(read)
+
+    async def list_work_orders(
+        self,
+        *,
+        status: str | None = None,
+        engineer_id: str | None = None,
+        priority: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[WorkOrderState], str | None]:
+        """Page through orders sorted by id; the second value is the cursor of the next page."""
+        clauses: list[str] = []
+        params: list[object] = []
+        for column, value in (("status", status), ("engineer_id", engineer_id), ("priority", priority)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if after is not None:
+            clauses.append("work_order_id > ?")
+            params.append(after)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT state FROM work_orders_current {where} ORDER BY work_order_id LIMIT ?"
+
+        def read(db: sqlite3.Connection) -> list[WorkOrderState]:
+            return [_decode_state(row[0]) for row in db.execute(sql, [*params, limit + 1]).fetchall()]
+
+        items = await self._run(read)
+        has_more = len(items) > limit
+        items = items[:limit]
+        next_cursor = encode_cursor(items[-1].work_order_id) if has_more and items else None
+        return items, next_cursor
+
+    async def timeline(self, work_order_id: str) -> list[TimelineEntry]:
+        def read(db: sqlite3.Connection) -> list[TimelineEntry]:
+            rows = db.execute(
+                "SELECT entry FROM work_order_timeline WHERE work_order_id = ? ORDER BY entry_id", (work_order_id,)
+            ).fetchall()
+            return [_decode_timeline(row[0]) for row in rows]
+
+        return await self._run(read)
+
+    async def changes_since(self, position: int, *, engineer_id: str | None, limit: int) -> ChangesPage:
+        """Return accepted events after `position` in global order, with the states of their orders.
+
+        `engineer_id` limits the feed to events that engineer may see; None
+        returns every event.
+        """
+
+        def read(db: sqlite3.Connection) -> ChangesPage:
+            if engineer_id is None:
+                rows = db.execute(
+                    "SELECT global_position, event FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?",
+                    (position, limit + 1),
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT e.global_position, e.event FROM event_audience a"
+                    " JOIN events e ON e.global_position = a.global_position"
+                    " WHERE a.engineer_id = ? AND a.global_position > ? ORDER BY a.global_position LIMIT ?",
+                    (engineer_id, position, limit + 1),
+                ).fetchall()
+            has_more = len(rows) > limit
+            rows = rows[:limit]
+            events = [_decode_event(row[1]) for row in rows]
+            stream_ids = sorted({event.work_order_id for event in events})
+            states = self._load_states(db, stream_ids)
+            next_position = rows[-1][0] if rows else position
+            return ChangesPage(
+                events=events,
+                work_orders=[states[stream_id] for stream_id in stream_ids if stream_id in states],
+                next_cursor=str(next_position),
+                has_more=has_more,
+            )
+
+        return await self._run(read)
+
+    async def count_events(self) -> int:
+        return await self._run(lambda db: db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    async def count_decisions(self) -> int:
+        return await self._run(lambda db: db.execute("SELECT count(*) FROM decisions").fetchone()[0])
+
+    # -- reference data ------------------------------------------------------
+
+    async def upsert_catalog(self, table: str, rows: list[dict[str, object]]) -> None:
+        """Insert or replace reference rows; `table` is one of the catalog tables."""
+        if table not in ("engineers", "sites", "assets", "contracts"):
+            raise ValueError(f"unknown catalog table {table!r}")
+
+        def write(db: sqlite3.Connection) -> None:
+            if not rows:
+                return
+            columns = list(rows[0])
+            sql = (
+                f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+            )
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(sql, [[row[column] for column in columns] for row in rows])
+            db.execute("COMMIT")
+
+        await self._run(write)
+
+    async def list_catalog(self, table: str) -> list[dict[str, object]]:
+        if table not in ("engineers", "sites", "assets", "contracts"):
+            raise ValueError(f"unknown catalog table {table!r}")
+
+        def read(db: sqlite3.Connection) -> list[dict[str, object]]:
+            cursor = db.execute(f"SELECT * FROM {table} ORDER BY 1")
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+        return await self._run(read)

@@ -1,0 +1,65 @@
+"""Contract shared by the server and the client SDK: messages, state machine, arbitration.
+
+Pure code on msgspec alone: no clock, no I/O, no logging.
+"""
+
+from .decision import Actor, Arbitration, clamp_effective_time, decide
+from .messages import ChangesPage, DecisionBatch, EventBatch, EventDecision, TimelineEntry, WorkOrderPage
+from .envelope import (
+    SCHEMA_VERSION,
+    TYPED_EVENTS,
+    PayloadError,
+    ProposedEvent,
+    RecordedEvent,
+    TypedEvent,
+    content_fingerprint,
+    parse_payload,
+)
+from .payloads import EVENT_PAYLOADS, EVENT_TYPES, AttachmentKind, HoldReason, Priority
+from .reasons import REASON_SENTENCES, REASON_STATUS, DecisionStatus, ReasonCode
+from .states import ACTIVE_STATES, OPEN_STATES, PRE_WORK_STATES, TERMINAL_STATES, Role, WorkOrderStatus
+from .transitions import FIELD_WORK_TYPES, TRANSITION_INDEX, TRANSITIONS, Transition, transition_table_json
+from .work_order import WorkOrderState, apply_event
+
+__all__ = [
+    "ChangesPage",
+    "DecisionBatch",
+    "EventBatch",
+    "EventDecision",
+    "TimelineEntry",
+    "WorkOrderPage",
+    "ACTIVE_STATES",
+    "EVENT_PAYLOADS",
+    "EVENT_TYPES",
+    "FIELD_WORK_TYPES",
+    "OPEN_STATES",
+    "PRE_WORK_STATES",
+    "REASON_SENTENCES",
+    "REASON_STATUS",
+    "SCHEMA_VERSION",
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "TRANSITION_INDEX",
+    "TYPED_EVENTS",
+    "Actor",
+    "Arbitration",
+    "AttachmentKind",
+    "DecisionStatus",
+    "HoldReason",
+    "PayloadError",
+    "Priority",
+    "ProposedEvent",
+    "ReasonCode",
+    "RecordedEvent",
+    "Role",
+    "Transition",
+    "TypedEvent",
+    "WorkOrderState",
+    "WorkOrderStatus",
+    "apply_event",
+    "clamp_effective_time",
+    "content_fingerprint",
+    "decide",
+    "parse_payload",
+    "transition_table_json",
+]

@@ -1,0 +1,185 @@
+"""Payload of every event type, keyed by the envelope's `type`.
+
+Each payload is a strict msgspec struct: unknown fields are rejected so that a
+typo on a tablet surfaces as a decision instead of silently dropping data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Annotated
+
+import msgspec
+
+NonEmptyText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+LongText = Annotated[str, msgspec.Meta(max_length=10_000)]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+
+
+class Priority(str, enum.Enum):
+    """Urgency of a work order, which selects the SLA targets of its contract."""
+
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+
+class HoldReason(str, enum.Enum):
+    """Why work on site is paused."""
+
+    PARTS = "parts"
+    CUSTOMER = "customer"
+    ACCESS = "access"
+    OTHER = "other"
+
+
+class AttachmentKind(str, enum.Enum):
+    PHOTO = "photo"
+    DOCUMENT = "document"
+    SIGNATURE = "signature"
+
+
+class Payload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of all event payloads."""
+
+
+class Created(Payload):
+    title: NonEmptyText
+    site_id: Identifier
+    asset_id: Identifier | None = None
+    contract_id: Identifier | None = None
+    priority: Priority = Priority.P3
+    description: LongText = ""
+
+
+class Assigned(Payload):
+    engineer_id: Identifier
+    planned_start: dt.datetime | None = None
+    planned_end: dt.datetime | None = None
+
+
+class Reassigned(Payload):
+    engineer_id: Identifier
+    planned_start: dt.datetime | None = None
+    planned_end: dt.datetime | None = None
+    reason: LongText = ""
+
+
+class Unassigned(Payload):
+    reason: LongText = ""
+
+
+class Cancelled(Payload):
+    reason: NonEmptyText
+
+
+class Accepted(Payload):
+    pass
+
+
+class Declined(Payload):
+    reason: NonEmptyText
+
+
+class TravelStarted(Payload):
+    pass
+
+
+class Arrived(Payload):
+    pass
+
+
+class WorkStarted(Payload):
+    pass
+
+
+class HoldStarted(Payload):
+    reason: HoldReason
+    note: LongText = ""
+
+
+class WorkResumed(Payload):
+    pass
+
+
+class Completed(Payload):
+    summary: LongText = ""
+    fixed: bool = True
+
+
+class Closed(Payload):
+    note: LongText = ""
+
+
+class Reopened(Payload):
+    reason: NonEmptyText
+    engineer_id: Identifier | None = None
+
+
+class PriorityChanged(Payload):
+    priority: Priority
+
+
+class NoteAdded(Payload):
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+
+
+class PartsUsed(Payload):
+    part_number: Identifier
+    quantity: Annotated[float, msgspec.Meta(gt=0, le=100_000)]
+    description: LongText = ""
+
+
+class TimeLogged(Payload):
+    minutes: Annotated[int, msgspec.Meta(gt=0, le=24 * 60)]
+    activity: NonEmptyText = "work"
+
+
+class AttachmentAdded(Payload):
+    sha256: Sha256
+    kind: AttachmentKind
+    content_type: NonEmptyText
+    size_bytes: Annotated[int, msgspec.Meta(ge=0)]
+    caption: LongText = ""
+
+
+class ChecklistUpdated(Payload):
+    item: NonEmptyText
+    checked: bool
+    note: LongText = ""
+
+
+class SignatureCaptured(Payload):
+    signer_name: NonEmptyText
+    sha256: Sha256
+
+
+EVENT_PAYLOADS: dict[str, type[Payload]] = {
+    "created": Created,
+    "assigned": Assigned,
+    "reassigned": Reassigned,
+    "unassigned": Unassigned,
+    "cancelled": Cancelled,
+    "accepted": Accepted,
+    "declined": Declined,
+    "travel_started": TravelStarted,
+    "arrived": Arrived,
+    "work_started": WorkStarted,
+    "hold_started": HoldStarted,
+    "work_resumed": WorkResumed,
+    "completed": Completed,
+    "closed": Closed,
+    "reopened": Reopened,
+    "priority_changed": PriorityChanged,
+    "note_added": NoteAdded,
+    "parts_used": PartsUsed,
+    "time_logged": TimeLogged,
+    "attachment_added": AttachmentAdded,
+    "checklist_updated": ChecklistUpdated,
+    "signature_captured": SignatureCaptured,
+}
+
+EVENT_TYPES = tuple(EVENT_PAYLOADS)
