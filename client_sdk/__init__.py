@@ -1,0 +1,15 @@
+"""Client SDK: a durable offline outbox and local read model that sync with the server."""
+
+from .client import SyncClient, SyncReport, engineer_actor
+from .errors import RequestRejected, ServerUnreachable, SyncError
+from .store import OutboxEntry
+
+__all__ = [
+    "OutboxEntry",
+    "RequestRejected",
+    "ServerUnreachable",
+    "SyncClient",
+    "SyncError",
+    "SyncReport",
+    "engineer_actor",
+]

@@ -1,0 +1,142 @@
+"""HTTP calls to the sync server, retried with tenacity.
+
+Connection errors, timeouts, 5xx and 429 are retried with exponential backoff
+and full jitter; a `Retry-After` header from the server sets the wait
+instead. Any other 4xx is final and raised at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import msgspec
+import tenacity
+
+from shared_schema import ChangesPage, DecisionBatch, EventBatch
+
+from .errors import RequestRejected, ServerUnreachable
+
+log = logging.getLogger("client_sdk")
+
+TokenProvider = Callable[[], str]
+
+_decode_decisions = msgspec.json.Decoder(DecisionBatch).decode
+_decode_changes = msgspec.json.Decoder(ChangesPage).decode
+
+
+class TransientResponse(Exception):
+    """A 5xx or 429 answer worth retrying."""
+
+    def __init__(self, status_code: int, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, (TransientResponse, httpx.TransportError))
+
+
+class _RetryAfterOrBackoff(tenacity.wait.wait_base):
+    def __init__(self, initial: float, maximum: float) -> None:
+        self._backoff = tenacity.wait_random_exponential(multiplier=initial, max=maximum)
+        self._maximum = maximum
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, TransientResponse) and exc.retry_after is not None:
+            return min(exc.retry_after, self._maximum)
+        return self._backoff(retry_state)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None  # an HTTP date; plain backoff is close enough
+
+
+class Transport:
+    """Sends the SDK's requests, refreshing the token once on 401."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token_provider: TokenProvider,
+        *,
+        http: httpx.Client | None = None,
+        max_attempts: int = 5,
+        initial_backoff: float = 0.2,
+        max_backoff: float = 30.0,
+        timeout: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
+        self._owns_http = http is None
+        self._token_provider = token_provider
+        self._max_attempts = max_attempts
+        self._wait = _RetryAfterOrBackoff(initial_backoff, max_backoff)
+        self._sleep = sleep
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def push(self, batch: EventBatch, correlation_id: str) -> DecisionBatch:
+        body = msgspec.json.encode(batch)
+        response = self._send("POST", "/v1/events", correlation_id, content=body)
+        return _decode_decisions(response.content)
+
+    def pull(self, since: str, limit: int, correlation_id: str) -> ChangesPage:
+        response = self._send("GET", "/v1/sync/changes", correlation_id, params={"since": since, "limit": limit})
+        return _decode_changes(response.content)
+
+    def _send(self, method: str, path: str, correlation_id: str, **kwargs: Any) -> httpx.Response:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_is_transient),
+            wait=self._wait,
+            stop=tenacity.stop_after_attempt(self._max_attempts),
+            sleep=self._sleep,
+            before_sleep=lambda state: log.info(
+                "retrying %s %s after %s (attempt %d, correlation_id=%s)",
+                method,
+                path,
+                state.outcome.exception() if state.outcome else None,
+                state.attempt_number,
+                correlation_id,
+            ),
+            reraise=True,
+        )
+        try:
+            return retrying(self._send_once, method, path, correlation_id, **kwargs)
+        except (TransientResponse, httpx.TransportError) as exc:
+            raise ServerUnreachable(f"{method} {path} failed after {self._max_attempts} attempts: {exc!r}") from exc
+
+    def _send_once(self, method: str, path: str, correlation_id: str, **kwargs: Any) -> httpx.Response:
+        response = self._request(method, path, correlation_id, self._token_provider(), **kwargs)
+        if response.status_code == 401:
+            # The token may have expired while offline: ask the provider once more.
+            response = self._request(method, path, correlation_id, self._token_provider(), **kwargs)
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientResponse(response.status_code, _retry_after(response))
+        if response.status_code >= 400:
+            try:
+                body: object = response.json()
+            except ValueError:
+                body = response.text[:500]
+            raise RequestRejected(response.status_code, body)
+        log.debug("%s %s -> %d (correlation_id=%s)", method, path, response.status_code, correlation_id)
+        return response
+
+    def _request(self, method: str, path: str, correlation_id: str, token: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", "X-Correlation-ID": correlation_id}
+        if "content" in kwargs:
+            headers["Content-Type"] = "application/json"
+        return self._http.request(method, path, headers=headers, **kwargs)
