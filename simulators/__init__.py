@@ -1,0 +1,1 @@
+"""Simulators that drive the real server and SDK at fleet scale."""

@@ -1,0 +1,173 @@
+"""End-of-run checks that the server and every tablet agree and nothing was lost or duplicated."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+import httpx
+import msgspec
+
+from client_sdk import SyncClient
+from shared_schema import (
+    ChangesPage,
+    DecisionBatch,
+    EventBatch,
+    RecordedEvent,
+    TRANSITION_INDEX,
+    WorkOrderPage,
+    WorkOrderState,
+    apply_event,
+    parse_payload,
+)
+
+
+@dataclasses.dataclass
+class Device:
+    name: str
+    client: SyncClient
+    http: httpx.Client
+    """Client with the device's own token, talking to the server without injected faults."""
+
+
+@dataclasses.dataclass
+class Findings:
+    invariants: dict[str, bool] = dataclasses.field(default_factory=dict)
+    violations: list[str] = dataclasses.field(default_factory=list)
+
+    def check(self, name: str, problems: list[str]) -> None:
+        self.invariants[name] = not problems
+        self.violations.extend(f"{name}: {problem}" for problem in problems[:20])
+
+
+def fetch_log(office: httpx.Client) -> list[RecordedEvent]:
+    events: list[RecordedEvent] = []
+    cursor = "0"
+    while True:
+        response = office.get("/v1/sync/changes", params={"since": cursor, "limit": 5000})
+        response.raise_for_status()
+        page = msgspec.json.decode(response.content, type=ChangesPage)
+        events.extend(page.events)
+        cursor = page.next_cursor
+        if not page.has_more:
+            return events
+
+
+def fetch_work_orders(office: httpx.Client) -> dict[str, WorkOrderState]:
+    states: dict[str, WorkOrderState] = {}
+    params: dict[str, str | int] = {"limit": 1000}
+    while True:
+        response = office.get("/v1/work-orders", params=params)
+        response.raise_for_status()
+        page = msgspec.json.decode(response.content, type=WorkOrderPage)
+        states.update({state.work_order_id: state for state in page.items})
+        if page.next_cursor is None:
+            return states
+        params["cursor"] = page.next_cursor
+
+
+def check_all(devices: list[Device], engineers: dict[str, SyncClient], office: httpx.Client) -> Findings:
+    findings = Findings()
+    log = fetch_log(office)
+    server_states = fetch_work_orders(office)
+    entries = {device.name: device.client.outbox() for device in devices}
+
+    findings.check(
+        "every_recorded_event_decided",
+        [
+            f"{name} event {entry.event.client_event_id} ({entry.event.type}) is still pending"
+            for name, outbox in entries.items()
+            for entry in outbox
+            if entry.decision is None
+        ],
+    )
+    findings.check("one_decision_per_event_on_replay", _replay_problems(devices, entries))
+    findings.check("no_duplicate_event", _duplicate_problems(log))
+
+    logged = {event.client_event_id: event for event in log}
+    findings.check(
+        "accepted_events_in_log",
+        [
+            f"{name} event {entry.event.client_event_id} was accepted but is not in the log"
+            for name, outbox in entries.items()
+            for entry in outbox
+            if entry.decision is not None and entry.decision.event_id is not None and entry.event.client_event_id not in logged
+        ],
+    )
+    findings.check("projection_equals_log_fold", _fold_problems(log, server_states))
+    findings.check("tablets_converged", _convergence_problems(engineers, server_states))
+    return findings
+
+
+def _replay_problems(devices: list[Device], entries: dict[str, list]) -> list[str]:
+    """Send every recorded event again: each must come back as a replay of its one stored decision."""
+    problems: list[str] = []
+    for device in devices:
+        outbox = entries[device.name]
+        for start in range(0, len(outbox), 500):
+            chunk = outbox[start : start + 500]
+            body = msgspec.json.encode(EventBatch(events=[entry.event for entry in chunk]))
+            response = device.http.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
+            if response.status_code != 200:
+                problems.append(f"{device.name}: replay answered HTTP {response.status_code}: {response.text[:200]}")
+                continue
+            replayed = msgspec.json.decode(response.content, type=DecisionBatch).decisions
+            for entry, decision in zip(chunk, replayed, strict=True):
+                stored = entry.decision
+                if not decision.replay:
+                    problems.append(f"{device.name}: {entry.event.client_event_id} was decided again, not replayed")
+                elif stored is not None and (
+                    (stored.status, stored.event_id, stored.stream_version)
+                    != (decision.status, decision.event_id, decision.stream_version)
+                ):
+                    problems.append(f"{device.name}: {entry.event.client_event_id} replay differs from its decision")
+    return problems
+
+
+def _duplicate_problems(log: list[RecordedEvent]) -> list[str]:
+    problems: list[str] = []
+    counts = collections.Counter(event.client_event_id for event in log)
+    problems.extend(f"event {client_id} is in the log {count} times" for client_id, count in counts.items() if count > 1)
+    versions: dict[str, list[int]] = collections.defaultdict(list)
+    for event in log:
+        versions[event.work_order_id].append(event.stream_version)
+    for work_order_id, seen in versions.items():
+        if seen != list(range(1, len(seen) + 1)):
+            problems.append(f"stream {work_order_id} has versions {seen[:10]}..., expected 1..{len(seen)}")
+    positions = [event.global_position for event in log]
+    if positions != sorted(set(positions)):
+        problems.append("global positions repeat or go backwards")
+    return problems
+
+
+def _fold_problems(log: list[RecordedEvent], server_states: dict[str, WorkOrderState]) -> list[str]:
+    """Rebuild every order from the log alone and compare with the work_orders_current projection."""
+    folded: dict[str, WorkOrderState] = {}
+    for event in log:
+        state = folded.get(event.work_order_id)
+        row = TRANSITION_INDEX[(state.status if state else None, event.type)]
+        payload = parse_payload(event.type, event.payload)
+        folded[event.work_order_id] = apply_event(state, event.work_order_id, payload, row.to_state, event.effective_time)
+    problems = [
+        f"order {work_order_id}: projection differs from the fold of its events"
+        for work_order_id, state in folded.items()
+        if msgspec.to_builtins(server_states.get(work_order_id)) != msgspec.to_builtins(state)
+    ]
+    problems.extend(f"order {key} is in the projection but has no events" for key in server_states.keys() - folded.keys())
+    return problems
+
+
+def _convergence_problems(engineers: dict[str, SyncClient], server_states: dict[str, WorkOrderState]) -> list[str]:
+    problems: list[str] = []
+    for engineer_id, client in engineers.items():
+        for work_order_id, server_state in server_states.items():
+            if server_state.engineer_id != engineer_id:
+                continue
+            local = client.work_order(work_order_id)
+            if msgspec.to_builtins(local) != msgspec.to_builtins(server_state):
+                local_text = f"{local.status.value} v{local.version}" if local else "missing"
+                problems.append(
+                    f"{engineer_id} sees {work_order_id} as {local_text}, "
+                    f"the server has {server_state.status.value} v{server_state.version}"
+                )
+    return problems
