@@ -16,7 +16,6 @@ from .payloads import EVENT_PAYLOADS, Payload
 from .reasons import REASON_SENTENCES, REASON_STATUS, DecisionStatus, ReasonCode
 from .states import Role
 from .transitions import (
-    COST_RECORD_TYPES,
     FIELD_WORK_TYPES,
     ROLES_BY_EVENT_TYPE,
     TRANSITION_INDEX,
@@ -83,15 +82,21 @@ def _result(
 
 
 def _stale_reason(event: ProposedEvent, actor: Actor, state: WorkOrderState) -> ReasonCode | None:
-    """Name the change made after the device's `base_version`, if one explains a conflict."""
+    """Name the change made after the device's `base_version`, if one explains a conflict.
+
+    Field work recorded by an engineer goes to review, because it happened on
+    site and must not be lost; any other stale proposal is rejected.
+    """
     base = event.base_version
     if base >= state.version:
         return None
-    field_work = event.type in FIELD_WORK_TYPES
+    field_work = event.type in FIELD_WORK_TYPES and actor.role is Role.ENGINEER
     if state.cancelled_version > base:
         return ReasonCode.WORK_ON_CANCELLED_ORDER if field_work else ReasonCode.CANCELLED_MEANWHILE
     if state.closed_version > base:
-        return ReasonCode.WORK_ON_CLOSED_ORDER if event.type in COST_RECORD_TYPES else ReasonCode.CLOSED_MEANWHILE
+        return ReasonCode.WORK_ON_CLOSED_ORDER if field_work else ReasonCode.CLOSED_MEANWHILE
+    # NOTE: judged from the current assignee only, so an engineer who never had
+    # the order also gets a "reassigned" reason when the assignment changed.
     reassigned_away = (
         state.assignment_version > base and actor.role is Role.ENGINEER and state.engineer_id != actor.engineer_id
     )

@@ -91,18 +91,32 @@ class PayloadError(ValueError):
     """A payload that does not match the schema of its event type."""
 
 
+def _payload_holder(event_type: str, payload_type: type[Payload]) -> type[msgspec.Struct]:
+    class_name = "".join(part.title() for part in event_type.split("_")) + "PayloadHolder"
+    return msgspec.defstruct(class_name, [("payload", payload_type)], module=__name__)
+
+
+# One struct per event type whose only field is the payload. Converting through
+# it makes msgspec report every error path from `$.payload`, including a missing
+# or unknown field of the payload object itself, which has no path otherwise.
+_PAYLOAD_HOLDERS: dict[str, type[msgspec.Struct]] = {
+    event_type: _payload_holder(event_type, payload_type) for event_type, payload_type in EVENT_PAYLOADS.items()
+}
+
+
 def parse_payload(event_type: str, payload: dict[str, Any]) -> Payload:
     """Convert a raw payload into the struct of its event type.
 
-    Raises KeyError for an unknown type and PayloadError with the field path
-    for an invalid payload.
+    Raises KeyError for an unknown type and PayloadError for an invalid
+    payload. The error message ends with the path of the invalid value, such
+    as `$.payload.engineer_id`, or `$.payload` for a missing or unknown field.
     """
-    payload_type = EVENT_PAYLOADS[event_type]
+    holder_type = _PAYLOAD_HOLDERS[event_type]
     try:
-        return msgspec.convert(payload, payload_type)
+        holder = msgspec.convert({"payload": payload}, holder_type)
     except msgspec.ValidationError as exc:
-        message = str(exc).replace("`$", "`$.payload", 1)
-        raise PayloadError(message) from exc
+        raise PayloadError(str(exc)) from exc
+    return holder.payload  # type: ignore[attr-defined]
 
 
 def content_fingerprint(event: ProposedEvent) -> bytes:

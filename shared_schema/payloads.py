@@ -16,6 +16,7 @@ NonEmptyText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 LongText = Annotated[str, msgspec.Meta(max_length=10_000)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+AwareDatetime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 
 
 class Priority(str, enum.Enum):
@@ -57,14 +58,14 @@ class Created(Payload):
 
 class Assigned(Payload):
     engineer_id: Identifier
-    planned_start: dt.datetime | None = None
-    planned_end: dt.datetime | None = None
+    planned_start: AwareDatetime | None = None
+    planned_end: AwareDatetime | None = None
 
 
 class Reassigned(Payload):
     engineer_id: Identifier
-    planned_start: dt.datetime | None = None
-    planned_end: dt.datetime | None = None
+    planned_start: AwareDatetime | None = None
+    planned_end: AwareDatetime | None = None
     reason: LongText = ""
 
 

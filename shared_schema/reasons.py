@@ -41,42 +41,42 @@ class ReasonCode(str, enum.Enum):
 # Sentence templates. Placeholders come from the decision's context:
 # {type}, {state}, {version}, {base_version}, {role}, {engineer}, {detail}.
 REASON_SENTENCES: dict[ReasonCode, str] = {
-    ReasonCode.APPLIED: "The {type} event was applied; the order is now {state} at version {version}.",
-    ReasonCode.INVALID_TRANSITION: "A {type} event is not allowed while the order is {state}.",
-    ReasonCode.ROLE_NOT_ALLOWED: "The {role} role may not record a {type} event while the order is {state}.",
-    ReasonCode.ENGINEER_NOT_ASSIGNED: "Only the assigned engineer ({engineer}) may record a {type} event on this order.",
-    ReasonCode.UNKNOWN_WORK_ORDER: "No work order with this id exists; create it before recording a {type} event.",
+    ReasonCode.APPLIED: "Event {type} was applied. The order is now {state} at version {version}.",
+    ReasonCode.INVALID_TRANSITION: "Event {type} is not allowed while the order is {state}.",
+    ReasonCode.ROLE_NOT_ALLOWED: "Role {role} may not record event {type} while the order is {state}.",
+    ReasonCode.ENGINEER_NOT_ASSIGNED: "Only the assigned engineer ({engineer}) may record event {type} on this order.",
+    ReasonCode.UNKNOWN_WORK_ORDER: "No work order with this id exists. Create it before recording event {type}.",
     ReasonCode.WORK_ORDER_EXISTS: "A work order with this id already exists (state {state}, version {version}).",
-    ReasonCode.UNKNOWN_EVENT_TYPE: "The event type {type!r} is not known to this server.",
-    ReasonCode.INVALID_PAYLOAD: "The {type} event has an invalid payload: {detail}.",
+    ReasonCode.UNKNOWN_EVENT_TYPE: "Event type {type!r} is not known to this server.",
+    ReasonCode.INVALID_PAYLOAD: "Event {type} has an invalid payload: {detail}.",
     ReasonCode.BASE_VERSION_AHEAD: (
         "The device claims to have seen version {base_version}, but the order is only at version {version}."
     ),
     ReasonCode.IDEMPOTENCY_KEY_REUSED: (
-        "This client_event_id was already used for a different event; make a new id for new content."
+        "This client_event_id was already used for a different event. Make a new id for new content."
     ),
-    ReasonCode.CAUSATION_REJECTED: "The event it follows ({detail}) was rejected, so this {type} event was not applied.",
+    ReasonCode.CAUSATION_REJECTED: "The event it follows ({detail}) was rejected, so event {type} was not applied.",
     ReasonCode.SUPERSEDED: (
-        "The order changed after the device last saw it (version {base_version}); it is now {state} "
-        "at version {version}, where a {type} event is not allowed."
+        "The order changed after the device last saw it at version {base_version}. It is now {state} "
+        "at version {version}, where event {type} is not allowed."
     ),
-    ReasonCode.CANCELLED_MEANWHILE: "The order was cancelled after the device last saw it, so the {type} event was not applied.",
+    ReasonCode.CANCELLED_MEANWHILE: "The order was cancelled after the device last saw it, so event {type} was not applied.",
     ReasonCode.REASSIGNED_MEANWHILE: (
-        "The order was reassigned to {engineer} after the device last saw it, so the {type} event was not applied."
+        "The order was reassigned to {engineer} after the device last saw it, so event {type} was not applied."
     ),
-    ReasonCode.CLOSED_MEANWHILE: "The order was closed after the device last saw it, so the {type} event was not applied.",
+    ReasonCode.CLOSED_MEANWHILE: "The order was closed after the device last saw it, so event {type} was not applied.",
     ReasonCode.WORK_ON_CANCELLED_ORDER: (
-        "Field work ({type}) was recorded on an order that was cancelled meanwhile; a dispatcher must review it."
+        "Field work ({type}) was recorded on an order that was cancelled meanwhile. A dispatcher must review it."
     ),
     ReasonCode.WORK_ON_REASSIGNED_ORDER: (
-        "Field work ({type}) was recorded on an order that was reassigned to {engineer} meanwhile; "
-        "a dispatcher must review it."
+        "Field work ({type}) was recorded on an order that was reassigned to {engineer} meanwhile. "
+        "A dispatcher must review it."
     ),
     ReasonCode.WORK_ON_CLOSED_ORDER: (
-        "Work ({type}) was recorded on an order that was closed meanwhile; a dispatcher must review it."
+        "Field work ({type}) was recorded on an order that was closed meanwhile. A dispatcher must review it."
     ),
     ReasonCode.CAUSATION_IN_REVIEW: (
-        "The event it follows ({detail}) is waiting for review, so this {type} event waits for review too."
+        "The event it follows ({detail}) is waiting for review, so event {type} waits for review too."
     ),
 }
 

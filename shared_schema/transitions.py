@@ -90,9 +90,9 @@ ROLES_BY_EVENT_TYPE: dict[str, frozenset[Role]] = {}
 for _row in TRANSITIONS:
     ROLES_BY_EVENT_TYPE[_row.event_type] = ROLES_BY_EVENT_TYPE.get(_row.event_type, frozenset()) | set(_row.roles)
 
-# Events that record physical work on site. When a dispatcher's change made them
-# collide while the device was offline, a person reviews them instead of the
-# server dropping what really happened.
+# Events that record physical work. When an engineer's event of these types
+# collided with an office change while the tablet was offline, a dispatcher
+# reviews it instead of the server dropping what really happened.
 FIELD_WORK_TYPES = frozenset(
     {
         "travel_started",
@@ -109,9 +109,6 @@ FIELD_WORK_TYPES = frozenset(
         "signature_captured",
     }
 )
-
-# Records with a cost that must still be billed or booked after the order closed.
-COST_RECORD_TYPES = frozenset({"parts_used", "time_logged"})
 
 
 def transition_table_json() -> bytes:
