@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from shared_schema import (
     Actor,
@@ -30,6 +31,8 @@ from .store import LocalStore, OutboxEntry
 from .transport import TokenProvider, Transport
 
 log = logging.getLogger("client_sdk")
+
+_decode_proposal = msgspec.json.Decoder(ProposedEvent).decode
 
 DecisionListener = Callable[[OutboxEntry], None]
 
@@ -72,12 +75,13 @@ class SyncClient:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be 1 or more, got {batch_size}")
+        if pull_page_size < 1:
+            raise ValueError(f"pull_page_size must be 1 or more, got {pull_page_size}")
         provider = (lambda: token_provider) if isinstance(token_provider, str) else token_provider
         self.device_id = device_id
         self.actor = actor
         self.batch_size = batch_size
         self.pull_page_size = pull_page_size
-        self.store = LocalStore(path)
         transport_options: dict[str, Any] = {
             "http": http,
             "max_attempts": max_attempts,
@@ -86,7 +90,9 @@ class SyncClient:
         }
         if sleep is not None:
             transport_options["sleep"] = sleep
+        # The transport checks base_url and the retry options before the file is opened.
         self.transport = Transport(base_url, provider, **transport_options)
+        self.store = LocalStore(path)
         self._listeners: list[DecisionListener] = []
         # One push or pull at a time per client; recording never waits for it.
         self._sync_lock = threading.Lock()
@@ -120,10 +126,14 @@ class SyncClient:
         """Record an event durably in the outbox and return it.
 
         `base_version` is the version of the order last confirmed by the
-        server, which tells the server how stale this device was.
+        server, which tells the server how stale this device was. Raises
+        ValueError for an envelope the server would reject as a whole request
+        (an empty or over-long id or type, a naive `occurred_at`) and
+        TypeError for a payload that cannot be encoded as JSON. Nothing is
+        stored in either case.
         """
         confirmed = self.store.confirmed(work_order_id)
-        event = ProposedEvent(
+        draft = ProposedEvent(
             client_event_id=uuid.uuid4(),
             work_order_id=work_order_id,
             type=event_type,
@@ -134,6 +144,12 @@ class SyncClient:
             correlation_id=correlation_id,
             causation_id=causation_id,
         )
+        # Constructing a Struct checks no constraints. An envelope stored without
+        # this check would fail every later read of the outbox and every push.
+        try:
+            event = _decode_proposal(msgspec.json.encode(draft))
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"invalid event {event_type!r} for work order {work_order_id!r}: {exc}") from exc
         return self.store.append(event)
 
     # -- local state -------------------------------------------------------
@@ -159,12 +175,12 @@ class SyncClient:
         else:
             confirmed = self.store.confirmed(only)
             states = {only: confirmed} if confirmed else {}
-        for entry in self.store.pending():
+        # Pending events, and accepted ones that no pull has confirmed yet (after
+        # push() alone, or a sync whose pull failed), so the view never steps back.
+        for entry in self.store.unconfirmed(only):
             event = entry.event
-            if only is not None and event.work_order_id != only:
-                continue
-            # Optimistic view: apply the pending event as the server would if
-            # nothing else had happened; one the server will reject is skipped.
+            # Optimistic view: apply the event as the server would if nothing
+            # else had happened, and skip one the server would reject.
             outcome = decide(states.get(event.work_order_id), event, self.actor, event.occurred_at)
             if outcome.status is DecisionStatus.ACCEPTED and outcome.state is not None:
                 states[event.work_order_id] = outcome.state
@@ -196,7 +212,8 @@ class SyncClient:
 
     @property
     def last_error(self) -> str | None:
-        return self.store.get_meta("last_error")
+        """The error of the last failed sync, or None when the last sync succeeded or none ran yet."""
+        return self.store.get_meta("last_error") or None
 
     @property
     def last_successful_sync(self) -> str | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 import sqlite_utils
 
-from shared_schema import EventDecision, ProposedEvent, WorkOrderState
+from shared_schema import DecisionStatus, EventDecision, ProposedEvent, WorkOrderState
 
 PENDING = "PENDING"
 
@@ -103,6 +103,27 @@ class LocalStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
+        with self._lock:
+            rows = self.db.execute(sql, params).fetchall()
+        return [self._entry(row) for row in rows]
+
+    def unconfirmed(self, work_order_id: str | None = None) -> list[OutboxEntry]:
+        """Return pending entries and accepted ones newer than their order's confirmed state, in recording order.
+
+        An accepted entry stays here until a pull stores a state of its order
+        at or after the entry's `stream_version`.
+        """
+        sql = (
+            "SELECT o.sequence, o.event, o.status, o.decision FROM outbox o"
+            " LEFT JOIN confirmed_work_orders c ON c.work_order_id = o.work_order_id"
+            " WHERE (o.status = ? OR (o.status = ?"
+            " AND json_extract(o.decision, '$.stream_version') > coalesce(c.version, 0)))"
+        )
+        params: list[object] = [PENDING, DecisionStatus.ACCEPTED.value]
+        if work_order_id is not None:
+            sql += " AND o.work_order_id = ?"
+            params.append(work_order_id)
+        sql += " ORDER BY o.sequence"
         with self._lock:
             rows = self.db.execute(sql, params).fetchall()
         return [self._entry(row) for row in rows]

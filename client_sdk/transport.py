@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -18,11 +18,12 @@ import tenacity
 
 from shared_schema import ChangesPage, DecisionBatch, EventBatch
 
-from .errors import RequestRejected, ServerUnreachable
+from .errors import RequestRejected, ServerUnreachable, SyncError
 
 log = logging.getLogger("client_sdk")
 
 TokenProvider = Callable[[], str]
+T = TypeVar("T")
 
 _decode_decisions = msgspec.json.Decoder(DecisionBatch).decode
 _decode_changes = msgspec.json.Decoder(ChangesPage).decode
@@ -78,7 +79,14 @@ class Transport:
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be 1 or more, got {max_attempts}")
+        if initial_backoff < 0:
+            raise ValueError(f"initial_backoff must be 0 seconds or more, got {initial_backoff}")
+        if max_backoff < 0:
+            raise ValueError(f"max_backoff must be 0 seconds or more, got {max_backoff}")
+        self._base_url = _checked_base_url(base_url)
+        self._http = http or httpx.Client(timeout=timeout)
         self._owns_http = http is None
         self._token_provider = token_provider
         self._max_attempts = max_attempts
@@ -92,11 +100,11 @@ class Transport:
     def push(self, batch: EventBatch, correlation_id: str) -> DecisionBatch:
         body = msgspec.json.encode(batch)
         response = self._send("POST", "/v1/events", correlation_id, content=body)
-        return _decode_decisions(response.content)
+        return _decode_body(response, _decode_decisions)
 
     def pull(self, since: str, limit: int, correlation_id: str) -> ChangesPage:
         response = self._send("GET", "/v1/sync/changes", correlation_id, params={"since": since, "limit": limit})
-        return _decode_changes(response.content)
+        return _decode_body(response, _decode_changes)
 
     def _send(self, method: str, path: str, correlation_id: str, **kwargs: Any) -> httpx.Response:
         retrying = tenacity.Retrying(
@@ -139,4 +147,27 @@ class Transport:
         headers = {"Authorization": f"Bearer {token}", "X-Correlation-ID": correlation_id}
         if "content" in kwargs:
             headers["Content-Type"] = "application/json"
-        return self._http.request(method, path, headers=headers, **kwargs)
+        # An absolute URL, so a caller's httpx.Client works with or without its own base_url.
+        return self._http.request(method, self._base_url + path, headers=headers, **kwargs)
+
+
+def _checked_base_url(base_url: str) -> str:
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"base_url {base_url!r} is invalid: {exc}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base_url {base_url!r} is invalid: expected http://HOST[:PORT] or https://HOST[:PORT]")
+    return str(url).rstrip("/")
+
+
+def _decode_body(response: httpx.Response, decode: Callable[[bytes], T]) -> T:
+    """Decode a 2xx body, raising SyncError when it is not the expected JSON (a proxy's HTML page, a truncated body)."""
+    try:
+        return decode(response.content)
+    except msgspec.DecodeError as exc:
+        content_type = response.headers.get("content-type", "no content type")
+        raise SyncError(
+            f"{response.request.method} {response.request.url.path} returned HTTP {response.status_code}"
+            f" ({content_type}) with a body that is not a valid sync response: {exc}"
+        ) from exc
