@@ -13,6 +13,7 @@ import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from ..store.errors import StoreError, StoreUnavailable
 
@@ -20,7 +21,20 @@ log = structlog.get_logger("csdp.api")
 
 _PATH_RE = re.compile(r"at `(\$[^`]*)`")
 _MISSING_RE = re.compile(r"missing required field `([^`]+)`")
-_MISSING = object()
+_UNKNOWN_RE = re.compile(r"unknown field `([^`]+)`")
+MISSING: Any = object()
+"""Marks an absent `value`, so that a JSON null can still be reported as the value at fault."""
+
+# Envelope fields that only the server sets. A body that sends one gets this hint in the error message.
+_SERVER_SET_FIELDS = {
+    "actor": "the server takes the actor from the bearer token",
+    "actor_role": "the server takes the role from the bearer token",
+    "event_id": "the server assigns it on acceptance",
+    "global_position": "the server assigns it on acceptance",
+    "stream_version": "the server assigns it on acceptance",
+    "recorded_at": "the server sets it from its own clock",
+    "effective_time": "the server derives it from occurred_at",
+}
 
 
 class ApiError(Exception):
@@ -29,7 +43,7 @@ class ApiError(Exception):
     status_code = 400
     error = "bad_request"
 
-    def __init__(self, message: str, *, field: str | None = None, value: Any = _MISSING, **extra: Any) -> None:
+    def __init__(self, message: str, *, field: str | None = None, value: Any = MISSING, **extra: Any) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
@@ -40,7 +54,7 @@ class ApiError(Exception):
         body: dict[str, Any] = {"error": self.error, "message": self.message}
         if self.field is not None:
             body["field"] = self.field
-        if self.value is not _MISSING:
+        if self.value is not MISSING:
             body["value"] = self.value
         body.update(self.extra)
         return body
@@ -77,18 +91,33 @@ class ServiceUnavailable(ApiError):
 
 
 def validation_error(exc: msgspec.ValidationError, document: Any) -> InvalidField:
-    """Build a 422 from a msgspec validation error, adding the field path and the value found there."""
+    """Build a 422 from a msgspec validation error, adding the field path and the value found there.
+
+    `document` is the body decoded without a schema, or MISSING when that
+    failed too, and then the error body has no `value`.
+    """
     text = str(exc)
     path_match = _PATH_RE.search(text)
     path = path_match.group(1) if path_match else "$"
     missing = _MISSING_RE.search(text)
     if missing:
         return InvalidField(f"{text}; add the field", field=f"{path}.{missing.group(1)}")
+    unknown = _UNKNOWN_RE.search(text)
+    if unknown:
+        name = unknown.group(1)
+        hint = _SERVER_SET_FIELDS.get(name)
+        message = f"{text}; {hint}, so remove the field" if hint else f"{text}; remove the field"
+        field = f"{path}.{name}"
+        return InvalidField(message, field=field, value=_value_at(document, field))
+    if document is MISSING:
+        return InvalidField(text, field=path)
     return InvalidField(text, field=path, value=_value_at(document, path))
 
 
 def _value_at(document: Any, path: str) -> Any:
     """Follow a msgspec path such as `$.events[2].payload.x`; a missing step yields None."""
+    if document is MISSING:
+        return None
     current = document
     for name, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path.removeprefix("$")):
         try:
@@ -115,13 +144,20 @@ def handle_api_error(request: Request, exc: ApiError) -> Response:
 
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     """Wrap Litestar's own errors (unknown route, bad path parameter, wrong method) in the same body shape."""
+    extra: dict[str, Any] = {}
+    message = exc.detail
     if isinstance(exc, NotFoundException):
         error = "not_found"
     elif isinstance(exc, ValidationException):
         error = "invalid_field"
+    elif isinstance(exc, RequestEntityTooLarge):
+        # Litestar raises this while reading a body over `request_max_body_size`.
+        error = PayloadTooLarge.error
+        extra["limit"] = request.app.state.settings.max_body_bytes
+        message = f"the request body is larger than the limit of {extra['limit']} bytes; split the batch"
     else:
         error = "http_error"
-    body: dict[str, Any] = {"error": error, "message": exc.detail}
+    body: dict[str, Any] = {"error": error, "message": message, **extra}
     if exc.extra:
         body["details"] = exc.extra
     return _json_response(request, exc.status_code, body)

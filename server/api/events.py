@@ -9,13 +9,18 @@ import msgspec
 import structlog
 from litestar import Request, post
 
-from shared_schema import Actor, DecisionBatch, EventBatch
+from shared_schema import Actor, DecisionBatch, EventBatch, ProposedEvent
 
 from .context import settings_of, store_of
-from .errors import MalformedRequest, PayloadTooLarge, validation_error
+from .errors import MISSING, InvalidField, MalformedRequest, PayloadTooLarge, validation_error
 
 log = structlog.get_logger("csdp.ingest")
 _decode_batch = msgspec.json.Decoder(EventBatch).decode
+
+
+# Payload schemas are flat, so this bound only stops documents that would
+# strain the recursive JSON decoder and encoder when stored and served again.
+MAX_PAYLOAD_DEPTH = 32
 
 
 def parse_batch(body: bytes, max_events: int) -> EventBatch:
@@ -25,15 +30,78 @@ def parse_batch(body: bytes, max_events: int) -> EventBatch:
     try:
         batch = _decode_batch(body)
     except msgspec.ValidationError as exc:
-        document = msgspec.json.decode(body)
+        document = _decode_document(body)
         _check_size(document.get("events") if isinstance(document, dict) else None, max_events)
         raise validation_error(exc, document) from exc
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"the request body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise _too_deep() from None
     _check_size(batch.events, max_events)
     if not batch.events:
         raise MalformedRequest("the batch has no events; send at least one", field="$.events", value=[])
+    for index, event in enumerate(batch.events):
+        _check_event(index, event)
     return batch
+
+
+def _decode_document(body: bytes) -> object:
+    """Decode the body without a schema to find the value at fault.
+
+    Returns MISSING when a number is out of range, and raises a 400 when the
+    body is not JSON or is nested too deeply to decode.
+    """
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.ValidationError:
+        # A number outside the range of int64 and float, such as 1e400. The
+        # schema error still names the field, but there is no value to show.
+        return MISSING
+    except msgspec.DecodeError as exc:
+        raise MalformedRequest(f"the request body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _too_deep() -> MalformedRequest:
+    return MalformedRequest(
+        f"the request body is nested too deeply to decode; keep payloads within {MAX_PAYLOAD_DEPTH} levels"
+    )
+
+
+def _check_event(index: int, event: ProposedEvent) -> None:
+    try:
+        event.occurred_at.astimezone(dt.timezone.utc)
+    except OverflowError:
+        raise InvalidField(
+            "occurred_at falls outside the years 1 to 9999 once converted to UTC, so it cannot be stored",
+            field=f"$.events[{index}].occurred_at",
+            value=event.occurred_at.isoformat(),
+        ) from None
+    if _depth(event.payload) > MAX_PAYLOAD_DEPTH:
+        raise InvalidField(
+            f"the payload nests objects or arrays more than {MAX_PAYLOAD_DEPTH} levels deep",
+            field=f"$.events[{index}].payload",
+            value=f"<dict of {len(event.payload)} items>",
+            limit=MAX_PAYLOAD_DEPTH,
+        )
+
+
+def _depth(value: object) -> int:
+    """Count the levels of nested objects and arrays, without recursion."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _check_size(events: object, max_events: int) -> None:

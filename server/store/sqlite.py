@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import re
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from importlib import resources
@@ -53,8 +55,34 @@ def encode_cursor(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
 
+def _split_statements(script: str) -> list[str]:
+    """Split an SQL script into statements that `execute` accepts one at a time.
+
+    `executescript` would commit the caller's transaction first, so the schema
+    is run statement by statement. `sqlite3.complete_statement` keeps a
+    trigger's `BEGIN ... END;` body whole.
+    """
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer)
+            buffer = ""
+    return statements
+
+
+_CURSOR_RE = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def decode_cursor(cursor: str) -> str:
-    """Decode an opaque page cursor; raises ValueError when it was not made by this server."""
+    """Decode an opaque page cursor, raising ValueError when this server did not make it.
+
+    The check is strict because `urlsafe_b64decode` drops characters outside
+    the alphabet, which would turn garbage into a cursor at the first page.
+    """
+    if not _CURSOR_RE.fullmatch(cursor):
+        raise ValueError(f"cursor {cursor!r} is not unpadded URL-safe base64")
     padded = cursor + "=" * (-len(cursor) % 4)
     return base64.urlsafe_b64decode(padded.encode()).decode()
 
@@ -76,25 +104,68 @@ class SQLiteStore:
     def _open_sync(self, migrate: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        connection.execute("PRAGMA journal_mode = WAL")
-        # FULL makes every commit durable across power loss, not only process crashes.
-        connection.execute("PRAGMA synchronous = FULL")
-        connection.execute("PRAGMA foreign_keys = ON")
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            self._enable_wal(connection)
+            # FULL makes every commit durable across power loss, not only process crashes.
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            version = self._schema_version(connection)
+            if version == 0 and migrate:
+                version = self._create_schema(connection)
+            if version != SCHEMA_VERSION:
+                raise SchemaOutdated(
+                    f"database {self.path} has schema version {version}, this server needs {SCHEMA_VERSION}"
+                )
+        except BaseException:
+            # A store that failed to open stays closed, so no query runs on a half-set-up connection
+            # or against a foreign schema.
+            connection.close()
+            raise
         self._connection = connection
-        version = self._schema_version(connection)
-        if version == 0 and migrate:
-            script = resources.files("server.store").joinpath("sqlite_schema.sql").read_text()
-            connection.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
-            connection.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                (SCHEMA_VERSION, _timestamp(dt.datetime.now(dt.timezone.utc))),
-            )
-            version = SCHEMA_VERSION
-        if version != SCHEMA_VERSION:
-            raise SchemaOutdated(
-                f"database {self.path} has schema version {version}, this server needs {SCHEMA_VERSION}"
-            )
+
+    def _enable_wal(self, connection: sqlite3.Connection) -> None:
+        """Switch the file to WAL mode, retrying while other connections hold locks, up to the busy timeout.
+
+        SQLite returns SQLITE_BUSY without calling the busy handler when waiting
+        could deadlock, as when several connections switch a new file to WAL at
+        once, so `busy_timeout` alone does not cover this statement.
+        """
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.01)
+
+    @classmethod
+    def _create_schema(cls, connection: sqlite3.Connection) -> int:
+        """Create the schema and its version row in one write transaction, and return the schema version.
+
+        The version is read again under the write lock, because another
+        process may have created the schema since the first read.
+        """
+        script = resources.files("server.store").joinpath("sqlite_schema.sql").read_text()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = cls._schema_version(connection)
+            if version == 0:
+                for statement in _split_statements(script):
+                    connection.execute(statement)
+                connection.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (SCHEMA_VERSION, _timestamp(dt.datetime.now(dt.timezone.utc))),
+                )
+                version = SCHEMA_VERSION
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.rollback()
+            raise
+        return version
 
     @staticmethod
     def _schema_version(connection: sqlite3.Connection) -> int:

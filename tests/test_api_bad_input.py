@@ -1,0 +1,365 @@
+"""Bad requests over loopback: each gets an exact 4xx body, and the server keeps serving.
+
+One server serves the whole module, because no case here may change its state.
+`test_state_unchanged_after_bad_input` checks that at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from api_helpers import Clients, created, event, post_batch
+from conftest import LiveServer, start_server, stop_server
+
+from server.auth import mint_dev_token
+from server.config import Settings
+from shared_schema import Role
+
+ABSENT = object()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    settings = Settings(var_dir=tmp_path_factory.mktemp("bad-input") / "var")
+    uvicorn_server, thread, base_url = start_server(settings)
+    try:
+        yield LiveServer(base_url=base_url, settings=settings)
+    finally:
+        stop_server(uvicorn_server, thread)
+
+
+@pytest.fixture(scope="module")
+def clients(server: LiveServer) -> Iterator[Clients]:
+    pool = Clients(server)
+    post_batch(pool("dispatcher", "d-1"), [created("wo-1")])
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="module")
+def dispatcher(clients: Clients) -> httpx.Client:
+    return clients("dispatcher", "d-1")
+
+
+def batch(*events: dict[str, Any], **top_level: Any) -> bytes:
+    return json.dumps({"events": list(events), **top_level}).encode()
+
+
+def nested_lists(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def raw_event(payload_json: str, work_order_id: str = "wo-deep") -> bytes:
+    """Encode an event by hand, so a payload can hold JSON that json.dumps would not produce."""
+    envelope = event(work_order_id, "created", 0)
+    del envelope["payload"]
+    head = json.dumps(envelope)[:-1]
+    return f'{{"events": [{head}, "payload": {payload_json}}}]}}'.encode()
+
+
+def valid_event(**fields: Any) -> dict[str, Any]:
+    """Build a `created` event that the server accepts, with `fields` replacing envelope fields."""
+    return {**created("wo-new"), **fields}
+
+
+def invalid_envelope(case_id: str, field: str, sent: Any, reported: Any = ABSENT) -> tuple:
+    """Build a case where one envelope field of one event holds `sent`, expected back as `reported`."""
+    expected = sent if reported is ABSENT else reported
+    return (case_id, batch(valid_event(**{field: sent})), 422, "invalid_field", f"$.events[0].{field}", expected)
+
+
+def too_deep(case_id: str, body: bytes) -> tuple:
+    """Build a case whose body nests deeper than the JSON decoder's recursion limit."""
+    return (case_id, body, 400, "malformed_request", ABSENT, ABSENT)
+
+
+# (case id, request body, status, error, field, value). ABSENT means the key must be missing.
+BODY_CASES = [
+    ("malformed json", b'{"events": [', 400, "malformed_request", ABSENT, ABSENT),
+    ("trailing garbage", batch(valid_event()) + b" }", 400, "malformed_request", ABSENT, ABSENT),
+    ("empty body", b"", 400, "malformed_request", ABSENT, ABSENT),
+    ("invalid utf-8", b'{"events": ["\xff"]}', 400, "malformed_request", ABSENT, ABSENT),
+    ("body is array", b"[]", 422, "invalid_field", "$", "<list of 0 items>"),
+    ("body is string", b'"events"', 422, "invalid_field", "$", "events"),
+    ("body is null", b"null", 422, "invalid_field", "$", None),
+    ("events missing", b"{}", 422, "invalid_field", "$.events", ABSENT),
+    ("events is number", b'{"events": 3}', 422, "invalid_field", "$.events", 3),
+    ("events is object", b'{"events": {"a": 1}}', 422, "invalid_field", "$.events", "<dict of 1 items>"),
+    ("events empty", b'{"events": []}', 400, "malformed_request", "$.events", []),
+    ("event is string", b'{"events": ["x"]}', 422, "invalid_field", "$.events[0]", "x"),
+    invalid_envelope("base_version text", "base_version", "three"),
+    invalid_envelope("base_version negative", "base_version", -1),
+    invalid_envelope("base_version float", "base_version", 1.5),
+    invalid_envelope("base_version bool", "base_version", True),
+    (
+        "second event wrong type",
+        batch(valid_event(), valid_event(device_id=7)),
+        422,
+        "invalid_field",
+        "$.events[1].device_id",
+        7,
+    ),
+    (
+        "device_id missing",
+        batch({key: value for key, value in valid_event().items() if key != "device_id"}),
+        422,
+        "invalid_field",
+        "$.events[0].device_id",
+        ABSENT,
+    ),
+    invalid_envelope("client_event_id invalid", "client_event_id", "nope"),
+    invalid_envelope("causation_id invalid", "causation_id", "12"),
+    invalid_envelope("occurred_at naive", "occurred_at", "2024-03-01T10:00:00"),
+    invalid_envelope("occurred_at not a date", "occurred_at", "yesterday"),
+    invalid_envelope("occurred_at before year 1 in UTC", "occurred_at", "0001-01-01T00:00:00+14:00"),
+    invalid_envelope("occurred_at after year 9999 in UTC", "occurred_at", "9999-12-31T23:59:59-14:00"),
+    invalid_envelope("event claims actor", "actor", "admin"),
+    ("batch claims actor", batch(valid_event(), actor="admin"), 422, "invalid_field", "$.actor", "admin"),
+    invalid_envelope("event claims event_id", "event_id", "x"),
+    invalid_envelope("type empty", "type", ""),
+    invalid_envelope("correlation_id empty", "correlation_id", ""),
+    invalid_envelope("payload is list", "payload", [1], reported="<list of 1 items>"),
+    invalid_envelope("work_order_id huge", "work_order_id", "w" * 1_000_000, reported="w" * 200 + "..."),
+    invalid_envelope("device_id huge", "device_id", "d" * 101),
+    (
+        "number out of range",
+        raw_event('{"title": "t", "site_id": "s", "x": 1e400}'),
+        422,
+        "invalid_field",
+        "$.events[0].payload[...]",
+        ABSENT,
+    ),
+    (
+        "payload nested too deep",
+        raw_event('{"title": "t", "site_id": "s", "x": ' + nested_lists(32) + "}"),
+        422,
+        "invalid_field",
+        "$.events[0].payload",
+        "<dict of 3 items>",
+    ),
+    too_deep("events nested 100000 deep", f'{{"events": [{nested_lists(100_000)}]}}'.encode()),
+    too_deep("payload nested 5000 deep", raw_event(f'{{"x": {nested_lists(5_000)}}}')),
+    too_deep("objects nested 100000 deep", b'{"a": ' * 100_000 + b"1" + b"}" * 100_000),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error", "field", "value"),
+    [pytest.param(*case[1:], id=case[0]) for case in BODY_CASES],
+)
+def test_post_events_bad_body(server, dispatcher, body, status, error, field, value):
+    response = dispatcher.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
+
+    payload = response.json()
+    assert response.status_code == status, payload
+    assert payload["error"] == error
+    assert payload["message"]
+    assert payload["correlation_id"] == response.headers["x-correlation-id"]
+    if field is ABSENT:
+        assert "field" not in payload
+    else:
+        assert payload["field"] == field
+    if value is ABSENT:
+        assert "value" not in payload
+    else:
+        assert payload["value"] == value
+    assert dispatcher.get("/health").status_code == 200
+
+
+def test_actor_claim_names_token(dispatcher):
+    response = dispatcher.post("/v1/events", content=batch(valid_event(actor="admin")))
+
+    assert "bearer token" in response.json()["message"]
+
+
+def test_missing_field_message_names_fix(dispatcher):
+    body = batch({key: value for key, value in valid_event().items() if key != "occurred_at"})
+
+    response = dispatcher.post("/v1/events", content=body)
+
+    assert response.json()["message"] == "Object missing required field `occurred_at` - at `$.events[0]`; add the field"
+
+
+def test_payload_at_depth_limit_decided(dispatcher):
+    body = raw_event('{"title": "t", "site_id": "s", "x": ' + nested_lists(31) + "}", work_order_id="wo-depth")
+
+    response = dispatcher.post("/v1/events", content=body)
+
+    assert response.status_code == 200
+    assert response.json()["decisions"][0]["reason_code"] == "invalid_payload"
+
+
+def test_body_over_byte_limit(dispatcher):
+    padding = " " * (10 * 1024 * 1024 + 1)
+
+    response = dispatcher.post("/v1/events", content=b'{"events": []' + padding.encode() + b"}")
+
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload_too_large"
+    assert response.json()["limit"] == 10 * 1024 * 1024
+    assert dispatcher.get("/health").status_code == 200
+
+
+# (case id, path, status, field, value)
+QUERY_CASES = [
+    ("limit text", "/v1/work-orders?limit=abc", 422, "limit", "abc"),
+    ("limit empty", "/v1/work-orders?limit=", 422, "limit", ""),
+    ("limit zero", "/v1/work-orders?limit=0", 422, "limit", 0),
+    ("limit above maximum", "/v1/work-orders?limit=1001", 422, "limit", 1001),
+    ("limit huge", "/v1/work-orders?limit=" + "9" * 5000, 422, "limit", "9" * 5000),
+    ("status bogus", "/v1/work-orders?status=bogus", 422, "status", "bogus"),
+    ("status wrong case", "/v1/work-orders?status=NEW", 422, "status", "NEW"),
+    ("priority bogus", "/v1/work-orders?priority=P9", 422, "priority", "P9"),
+    ("cursor garbage", "/v1/work-orders?cursor=garbage", 422, "cursor", "garbage"),
+    ("cursor outside alphabet", "/v1/work-orders?cursor=%25%25%25", 422, "cursor", "%%%"),
+    ("cursor empty", "/v1/work-orders?cursor=", 422, "cursor", ""),
+    ("cursor padded", "/v1/work-orders?cursor=d28tMQ==", 422, "cursor", "d28tMQ=="),
+    ("since negative", "/v1/sync/changes?since=-1", 422, "since", -1),
+    ("since text", "/v1/sync/changes?since=abc", 422, "since", "abc"),
+    ("changes limit zero", "/v1/sync/changes?limit=0", 422, "limit", 0),
+    ("changes limit above maximum", "/v1/sync/changes?limit=5001", 422, "limit", 5001),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "field", "value"),
+    [pytest.param(*case[1:], id=case[0]) for case in QUERY_CASES],
+)
+def test_query_bad_parameter(dispatcher, path, status, field, value):
+    response = dispatcher.get(path)
+
+    payload = response.json()
+    assert response.status_code == status, payload
+    assert payload["error"] == "invalid_field"
+    assert payload["field"] == field
+    assert payload["value"] == value
+    assert dispatcher.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/work-orders/wo-404", "/v1/work-orders/wo-404/timeline"])
+def test_unknown_work_order_404(dispatcher, path):
+    response = dispatcher.get(path)
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert response.json()["field"] == "work_order_id"
+    assert response.json()["value"] == "wo-404"
+
+
+def test_unknown_route_and_method(dispatcher):
+    route = dispatcher.get("/v1/nothing-here")
+    method = dispatcher.delete("/v1/work-orders/wo-1")
+
+    assert route.status_code == 404
+    assert route.json()["error"] == "not_found"
+    assert method.status_code == 405
+    assert method.json()["error"] == "http_error"
+
+
+def other_key_token(settings: Settings, tmp_path: Path) -> str:
+    """Sign a token with a different development key but otherwise valid claims."""
+    foreign = Settings(var_dir=tmp_path / "other-var", token_issuer=settings.token_issuer)
+    return mint_dev_token(foreign, subject="d-1", role=Role.DISPATCHER)
+
+
+def claims_token(settings: Settings, **overrides: Any) -> str:
+    """Sign arbitrary claims with the server's own development key."""
+    now = dt.datetime.now(dt.timezone.utc)
+    claims: dict[str, Any] = {
+        "sub": "d-1",
+        "role": "dispatcher",
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+        "iat": now,
+        "exp": now + dt.timedelta(hours=1),
+    }
+    claims.update(overrides)
+    claims = {key: value for key, value in claims.items() if value is not None}
+    key = settings.dev_key_path.read_bytes().strip()
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
+AUTH_CASES = {
+    "missing header": (None, "missing Authorization header"),
+    "basic scheme": ("Basic ZDox", "expected 'Bearer <token>'"),
+    "bearer without token": ("Bearer", "expected 'Bearer <token>'"),
+    "malformed token": ("Bearer not-a-jwt", "invalid token"),
+    "expired token": ("expired", "Signature has expired"),
+    "wrong signature": ("wrong-signature", "Signature verification failed"),
+    "unknown role": ("unknown-role", "role claim 'superuser'"),
+    "wrong audience": ("wrong-audience", "Audience doesn't match"),
+    "missing exp": ("missing-exp", 'missing the "exp" claim'),
+    "unsigned token": ("unsigned", "invalid token"),
+}
+
+
+def authorization_header(kind: str | None, settings: Settings, tmp_path: Path) -> str | None:
+    if kind is None or kind.startswith(("Basic", "Bearer")):
+        return kind
+    if kind == "expired":
+        past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3)
+        token = mint_dev_token(settings, subject="d-1", role=Role.DISPATCHER, ttl=dt.timedelta(hours=1), now=past)
+    elif kind == "wrong-signature":
+        token = other_key_token(settings, tmp_path)
+    elif kind == "unknown-role":
+        token = claims_token(settings, role="superuser")
+    elif kind == "wrong-audience":
+        token = claims_token(settings, aud="someone-else")
+    elif kind == "missing-exp":
+        token = claims_token(settings, exp=None)
+    else:
+        token = jwt.encode({"sub": "d-1", "role": "admin"}, key=None, algorithm="none")
+    return f"Bearer {token}"
+
+
+@pytest.mark.parametrize(("kind", "message"), list(AUTH_CASES.values()), ids=list(AUTH_CASES))
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/events"),
+        ("GET", "/v1/work-orders"),
+        ("GET", "/v1/work-orders/wo-1"),
+        ("GET", "/v1/work-orders/wo-1/timeline"),
+        ("GET", "/v1/sync/changes"),
+    ],
+)
+def test_bad_token_401(server, clients, tmp_path, kind, message, method, path):
+    header = authorization_header(kind, server.settings, tmp_path)
+    headers = {"Authorization": header} if header is not None else {}
+
+    response = clients.anonymous().request(method, path, headers=headers, content=batch(valid_event()))
+
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthenticated"
+    assert message in response.json()["message"]
+
+
+def test_dev_auth_off_rejects_tokens(tmp_path):
+    settings = Settings(var_dir=tmp_path / "var", dev_auth=False)
+    token_settings = Settings(var_dir=tmp_path / "var")
+    uvicorn_server, thread, base_url = start_server(settings)
+    try:
+        token = mint_dev_token(token_settings, subject="d-1", role=Role.DISPATCHER)
+        response = httpx.get(base_url + "/v1/work-orders", headers={"Authorization": f"Bearer {token}"})
+        health = httpx.get(base_url + "/health")
+    finally:
+        stop_server(uvicorn_server, thread)
+
+    assert response.status_code == 401
+    assert "CSDP_DEV_AUTH=true" in response.json()["message"]
+    assert health.status_code == 200
+
+
+def test_state_unchanged_after_bad_input(dispatcher):
+    events = dispatcher.get("/v1/sync/changes").json()["events"]
+    orders = dispatcher.get("/v1/work-orders").json()["items"]
+
+    assert [e["work_order_id"] for e in events] == ["wo-1"]
+    assert [order["work_order_id"] for order in orders] == ["wo-1"]

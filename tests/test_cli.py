@@ -1,0 +1,194 @@
+"""The `csdp` command: tokens, rejected options and a demo server started as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from api_helpers import Clients, assigned, created, event, post_batch, work_order
+from click.testing import CliRunner
+from conftest import LiveServer, free_port, start_server, stop_server
+
+from server.auth import mint_dev_token
+from server.cli import main
+from server.config import Settings
+from shared_schema import Role
+
+CSDP = Path(sys.executable).parent / "csdp"
+
+
+def csdp_env(var_dir: Path, **extra: str) -> dict[str, str]:
+    """Build the environment for a `csdp` process, without inherited CSDP_* settings and with this var dir."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CSDP_")}
+    env["CSDP_VAR_DIR"] = str(var_dir)
+    env.update(extra)
+    return env
+
+
+def run_csdp(var_dir: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CSDP), *args], env=csdp_env(var_dir, **extra_env), capture_output=True, text=True, timeout=60
+    )
+
+
+def test_token_accepted_by_server(tmp_path):
+    var_dir = tmp_path / "var"
+
+    result = run_csdp(var_dir, "token", "--role", "engineer", "--subject", "e-17")
+
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["sub"] == "e-17"
+    assert claims["role"] == "engineer"
+    assert claims["engineer_id"] == "e-17"
+    assert claims["exp"] - claims["iat"] == 12 * 3600
+
+    settings = Settings(var_dir=var_dir)
+    server, thread, base_url = start_server(settings)
+    clients = Clients(LiveServer(base_url=base_url, settings=settings))
+    try:
+        dispatcher = clients("dispatcher", "d-1")
+        post_batch(dispatcher, [created("wo-1"), assigned("wo-1", "e-17")])
+        engineer = clients.anonymous(headers={"Authorization": f"Bearer {token}"})
+        listed = engineer.get("/v1/work-orders")
+        accepted = post_batch(engineer, [event("wo-1", "accepted", 2)])
+        actor = dispatcher.get("/v1/sync/changes").json()["events"][-1]["actor"]
+        state = work_order(dispatcher, "wo-1")
+    finally:
+        clients.close()
+        stop_server(server, thread)
+
+    assert listed.status_code == 200
+    assert [item["work_order_id"] for item in listed.json()["items"]] == ["wo-1"]
+    assert accepted[0]["status"] == "ACCEPTED"
+    assert actor == "e-17"
+    assert state["status"] == "accepted"
+
+
+def test_token_ttl_option_sets_expiry(tmp_path):
+    result = CliRunner().invoke(
+        main, ["token", "--role", "dispatcher", "--subject", "d-1", "--ttl-hours", "0.5"], env=csdp_env(tmp_path)
+    )
+
+    claims = jwt.decode(result.output.strip(), options={"verify_signature": False})
+    assert result.exit_code == 0
+    assert claims["exp"] - claims["iat"] == 1800
+    assert "engineer_id" not in claims
+
+
+def test_token_invalid_role_rejected(tmp_path):
+    result = CliRunner().invoke(main, ["token", "--role", "superuser", "--subject", "x"], env=csdp_env(tmp_path))
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--role'" in result.output
+    assert "'superuser' is not one of 'engineer', 'dispatcher', 'manager', 'admin'" in result.output
+    assert not (tmp_path / "dev-jwt-key").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["token", "--role", "engineer"], "Missing option '--subject'"),
+        (["token", "--subject", "e-17"], "Missing option '--role'"),
+        (["token", "--role", "engineer", "--subject", "e-17", "--ttl-hours", "0"], "Invalid value for '--ttl-hours'"),
+        (["token", "--role", "engineer", "--subject", "e-17", "--ttl-hours", "soon"], "'soon' is not a valid float"),
+    ],
+    ids=["subject missing", "role missing", "ttl zero", "ttl text"],
+)
+def test_token_bad_options_rejected(tmp_path, args, message):
+    result = CliRunner().invoke(main, args, env=csdp_env(tmp_path))
+
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_transitions_prints_table():
+    result = CliRunner().invoke(main, ["transitions"])
+
+    rows = json.loads(result.output)
+    assert result.exit_code == 0
+    assert {"from_state": None, "event_type": "created", "to_state": "new"}.items() <= rows[0].items()
+    assert len({(row["from_state"], row["event_type"]) for row in rows}) == len(rows)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.org"])
+def test_serve_public_host_rejected(tmp_path, host):
+    result = run_csdp(tmp_path / "var", "serve", "--host", host, "--port", str(free_port()))
+
+    assert result.returncode == 1
+    assert f"refusing to serve development tokens on non-loopback address {host}" in result.stderr
+    assert "use --host 127.0.0.1" in result.stderr
+    assert not (tmp_path / "var" / "csdp.sqlite3").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CSDP_MAX_BATCH_EVENTS", "many", "CSDP_MAX_BATCH_EVENTS='many' is invalid: expected a whole number"),
+        ("CSDP_MAX_BATCH_EVENTS", "0", "CSDP_MAX_BATCH_EVENTS='0' is invalid: expected a whole number greater than 0"),
+        ("CSDP_DEV_AUTH", "maybe", "CSDP_DEV_AUTH='maybe' is invalid: expected true or false"),
+        ("CSDP_DATABASE_URL", "postgres://db/csdp", "CSDP_DATABASE_URL='postgres://db/csdp' is not supported yet"),
+    ],
+    ids=["batch text", "batch zero", "dev auth", "database url"],
+)
+def test_serve_bad_setting_rejected(tmp_path, variable, value, message):
+    result = run_csdp(tmp_path / "var", "serve", "--port", str(free_port()), **{variable: value})
+
+    assert result.returncode == 1
+    assert f"Error: {message}" in result.stderr
+
+
+def test_serve_demo_lists_orders(tmp_path):
+    var_dir = tmp_path / "var"
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(CSDP), "serve", "--demo", "--port", str(port)],
+            env=csdp_env(var_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        health = _wait_for_health(base_url, process)
+        token = mint_dev_token(Settings(var_dir=var_dir), subject="d-1", role=Role.DISPATCHER)
+        response = httpx.get(f"{base_url}/v1/work-orders", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    finally:
+        process.terminate()
+        exit_code = process.wait(timeout=20)
+
+    log = log_path.read_text()
+    assert health == {"status": "ok"}
+    assert response.status_code == 200
+    assert [item["work_order_id"] for item in response.json()["items"]] == ["wo-1001", "wo-1002", "wo-1003"]
+    assert [item["engineer_id"] for item in response.json()["items"]] == ["e-17", "e-21", None]
+    # uvicorn shuts down cleanly, then raises the SIGTERM it caught again, as a shell expects.
+    assert exit_code == -signal.SIGTERM
+    assert '"event": "demo_loaded"' in log
+    assert '"event": "server_stopped"' in log
+    assert (var_dir / "csdp.sqlite3").exists()
+
+
+def _wait_for_health(base_url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"csdp serve exited early with code {process.returncode}")
+        try:
+            response = httpx.get(f"{base_url}/health", timeout=1)
+        except httpx.TransportError:
+            time.sleep(0.1)
+            continue
+        return response.json()
+    raise AssertionError(f"csdp serve did not answer /health within {timeout} s")
+
