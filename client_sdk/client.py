@@ -295,7 +295,7 @@ class SyncClient:
             ]
             if own:
                 self._store_decisions(own)
-            self.store.store_page(page.work_orders, page.next_cursor)
+            self.store.store_page(page.work_orders, page.revoked, page.next_cursor)
             pulled += len(page.events)
             if not page.has_more:
                 return pulled

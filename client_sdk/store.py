@@ -195,9 +195,11 @@ class LocalStore:
         states = [_decode_state(row[0]) for row in rows]
         return {state.work_order_id: state for state in states}
 
-    def store_page(self, states: list[WorkOrderState], cursor: str) -> None:
-        """Keep the newest server state of each order and advance the pull cursor, in one transaction."""
+    def store_page(self, states: list[WorkOrderState], revoked: list[str], cursor: str) -> None:
+        """Keep the newest server state of each order, drop revoked orders and advance the cursor, in one transaction."""
         with self.transaction() as db:
+            for work_order_id in revoked:
+                db.execute("DELETE FROM confirmed_work_orders WHERE work_order_id = ?", [work_order_id])
             for state in states:
                 db.execute(
                     "INSERT INTO confirmed_work_orders (work_order_id, version, state) VALUES (?, ?, ?)"

@@ -188,7 +188,14 @@ def clamp_effective_time(
     running ahead cannot push events into the future) and no earlier than the
     stream's previous effective time (the stream's times never go backwards).
     """
-    result = min(occurred_at, recorded_at + skew_tolerance)
+    try:
+        occurred = occurred_at.astimezone(dt.timezone.utc)
+    except OverflowError:
+        # The instant lies before year 1 or after year 9999 once in UTC, so it
+        # is pinned to the matching end of the datetime range.
+        edge = dt.datetime.min if occurred_at.year == 1 else dt.datetime.max
+        occurred = edge.replace(tzinfo=dt.timezone.utc)
+    result = min(occurred, recorded_at + skew_tolerance)
     if previous_effective_time is not None and result < previous_effective_time:
         result = previous_effective_time
     return result.astimezone(dt.timezone.utc)

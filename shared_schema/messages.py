@@ -54,13 +54,16 @@ class ChangesPage(msgspec.Struct, kw_only=True):
 
     `work_orders` holds the current state of every order touched by `events`
     that the caller may see, so a device can start from a snapshot without
-    the stream's earlier events.
+    the stream's earlier events. `revoked` lists the orders touched by
+    `events` that the caller may no longer see (an engineer's order that was
+    reassigned or unassigned), so the device drops its copy.
     """
 
     events: list[RecordedEvent]
     work_orders: list[WorkOrderState]
     next_cursor: str
     has_more: bool
+    revoked: list[str] = []
 
 
 class TimelineEntry(msgspec.Struct, kw_only=True):

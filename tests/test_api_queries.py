@@ -135,7 +135,8 @@ def test_engineer_lists_only_own_orders(api, fleet):
     assert own == ["wo-02", "wo-04", "wo-06"]
     assert own_en_route == ["wo-06"]
     assert listed_ids(engineer, engineer_id="e-17") == own
-    assert foreign.status_code == 422
+    assert foreign.status_code == 403
+    assert foreign.json()["error"] == "forbidden"
     assert foreign.json()["field"] == "engineer_id"
     assert foreign.json()["value"] == "e-21"
 
@@ -197,6 +198,22 @@ def test_engineer_changes_scoped_to_assignments(api):
     ]
     assert listed_ids(first) == []
     assert first.get("/v1/work-orders/wo-a").status_code == 404
+
+
+def test_changes_revoke_reassigned_order(api):
+    dispatcher = api("dispatcher", "d-1")
+    first = api("engineer", "e-17")
+    create_assigned(dispatcher, "wo-a", "e-17")
+    before = first.get("/v1/sync/changes", params={"since": 0}).json()
+    post_batch(dispatcher, [event("wo-a", "reassigned", 2, {"engineer_id": "e-21"})])
+
+    page = first.get("/v1/sync/changes", params={"since": before["next_cursor"]}).json()
+
+    assert [e["type"] for e in page["events"]] == ["reassigned"]
+    assert page["work_orders"] == []
+    assert page["revoked"] == ["wo-a"]
+    assert [state["work_order_id"] for state in before["work_orders"]] == ["wo-a"]
+    assert before["revoked"] == []
 
 
 def test_engineer_changes_page_snapshots(api):

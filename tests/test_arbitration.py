@@ -530,3 +530,19 @@ def test_fingerprint_is_bytes() -> None:
 
     assert isinstance(fingerprint, bytes)
     assert str(EVENT_ID).encode() in fingerprint
+
+
+def test_clamp_time_before_year_one() -> None:
+    occurred_at = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=14)))
+    previous = RECORDED_AT - dt.timedelta(hours=1)
+
+    assert clamp_effective_time(occurred_at, RECORDED_AT, previous, TOLERANCE) == previous
+    assert clamp_effective_time(occurred_at, RECORDED_AT, None, TOLERANCE).year == 1
+
+
+def test_clamp_time_after_year_9999() -> None:
+    occurred_at = dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.timezone(dt.timedelta(hours=-14)))
+
+    result = clamp_effective_time(occurred_at, RECORDED_AT, None, TOLERANCE)
+
+    assert result == RECORDED_AT + TOLERANCE

@@ -326,9 +326,9 @@ def test_reassign_conflict_needs_review(demo_server, tablets):
     assert reasons == {ReasonCode.WORK_ON_REASSIGNED_ORDER}
     assert seen[-1].decision.reason_code is ReasonCode.WORK_ON_REASSIGNED_ORDER
     assert seen[-1].decision.work_order_status is WorkOrderStatus.ASSIGNED
-    # The engineer keeps the last state it saw, which is the server's. The order is no longer theirs.
-    assert client.work_order(ORDER) == server_state(demo_server, ORDER)
-    assert client.work_order(ORDER).engineer_id == "e-21"
+    # The pull revokes the order, so the tablet drops its copy of the new assignee's order.
+    assert client.work_order(ORDER) is None
+    assert ORDER not in client.confirmed_work_orders()
     assert client.my_work_orders() == {}
     with demo_server.client("engineer", ENGINEER) as http:
         assert http.get(f"/v1/work-orders/{ORDER}").status_code == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from shared_schema import Actor, Role
 
@@ -12,6 +13,10 @@ from ..auth import AuthenticationError, TokenVerifier
 from ..config import Settings
 from ..store import SQLiteStore, decode_cursor
 from .errors import InvalidField, Unauthenticated
+
+
+# The verified caller, injected by name into every handler that declares it.
+CurrentActor = NamedDependency[Actor]
 
 
 def store_of(request: Request) -> SQLiteStore:

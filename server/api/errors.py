@@ -75,6 +75,11 @@ class Unauthenticated(ApiError):
     error = "unauthenticated"
 
 
+class Forbidden(ApiError):
+    status_code = 403
+    error = "forbidden"
+
+
 class NotFound(ApiError):
     status_code = 404
     error = "not_found"

@@ -11,7 +11,7 @@ from litestar import Request, post
 
 from shared_schema import Actor, DecisionBatch, EventBatch, ProposedEvent
 
-from .context import settings_of, store_of
+from .context import CurrentActor, settings_of, store_of
 from .errors import MISSING, InvalidField, MalformedRequest, PayloadTooLarge, validation_error
 
 log = structlog.get_logger("csdp.ingest")
@@ -115,7 +115,7 @@ def _check_size(events: object, max_events: int) -> None:
 
 
 @post("/v1/events", status_code=200)
-async def post_events(request: Request, actor: Actor) -> DecisionBatch:
+async def post_events(request: Request, actor: CurrentActor) -> DecisionBatch:
     """Decide a batch of proposed events; one decision per event, in batch order."""
     settings = settings_of(request)
     started = time.perf_counter()

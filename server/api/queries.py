@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from litestar import Request, get
+from litestar.params import FromPath
 
 from shared_schema import Actor, ChangesPage, Priority, TimelineEntry, WorkOrderPage, WorkOrderState, WorkOrderStatus
 
-from .context import cursor_query, engineer_scope, enum_query, int_query, store_of
-from .errors import InvalidField, NotFound
+from .context import CurrentActor, cursor_query, engineer_scope, enum_query, int_query, store_of
+from .errors import Forbidden, NotFound
 
 
 @get("/v1/work-orders")
-async def list_work_orders(request: Request, actor: Actor) -> WorkOrderPage:
+async def list_work_orders(request: Request, actor: CurrentActor) -> WorkOrderPage:
     """List orders sorted by id, filtered by `status`, `engineer_id` and `priority`, one page at a time."""
     engineer_id = request.query_params.get("engineer_id")
     scope = engineer_scope(actor)
     if scope is not None:
         if engineer_id is not None and engineer_id != scope:
-            raise InvalidField("engineers may list only their own orders", field="engineer_id", value=engineer_id)
+            raise Forbidden(
+                "engineers may list only their own orders; leave engineer_id out or use your own id",
+                field="engineer_id",
+                value=engineer_id,
+            )
         engineer_id = scope
     items, next_cursor = await store_of(request).list_work_orders(
         status=enum_query(request, "status", WorkOrderStatus),
@@ -40,19 +45,19 @@ async def _visible_order(request: Request, actor: Actor, work_order_id: str) -> 
 
 
 @get("/v1/work-orders/{work_order_id:str}")
-async def get_work_order(request: Request, actor: Actor, work_order_id: str) -> WorkOrderState:
+async def get_work_order(request: Request, actor: CurrentActor, work_order_id: FromPath[str]) -> WorkOrderState:
     return await _visible_order(request, actor, work_order_id)
 
 
 @get("/v1/work-orders/{work_order_id:str}/timeline")
-async def get_timeline(request: Request, actor: Actor, work_order_id: str) -> list[TimelineEntry]:
+async def get_timeline(request: Request, actor: CurrentActor, work_order_id: FromPath[str]) -> list[TimelineEntry]:
     """Accepted events in stream order, with rejected and review decisions between them."""
     await _visible_order(request, actor, work_order_id)
     return await store_of(request).timeline(work_order_id)
 
 
 @get("/v1/sync/changes")
-async def get_changes(request: Request, actor: Actor) -> ChangesPage:
+async def get_changes(request: Request, actor: CurrentActor) -> ChangesPage:
     """Accepted events after the `since` cursor that the caller may see, in global order."""
     since = int_query(request, "since", 0, minimum=0)
     limit = int_query(request, "limit", 500, minimum=1, maximum=5000)

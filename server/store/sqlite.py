@@ -425,11 +425,18 @@ class SQLiteStore:
             stream_ids = sorted({event.work_order_id for event in events})
             states = self._load_states(db, stream_ids)
             next_position = rows[-1][0] if rows else position
+            visible = [
+                states[stream_id]
+                for stream_id in stream_ids
+                if stream_id in states and (engineer_id is None or states[stream_id].engineer_id == engineer_id)
+            ]
+            visible_ids = {state.work_order_id for state in visible}
             return ChangesPage(
                 events=events,
-                work_orders=[states[stream_id] for stream_id in stream_ids if stream_id in states],
+                work_orders=visible,
                 next_cursor=str(next_position),
                 has_more=has_more,
+                revoked=[stream_id for stream_id in stream_ids if stream_id not in visible_ids],
             )
 
         return await self._run(read)
