@@ -39,7 +39,7 @@ DecisionListener = Callable[[OutboxEntry], None]
 
 @dataclasses.dataclass(frozen=True)
 class SyncReport:
-    """What one `sync()` round did."""
+    """Counts of one `sync()` round."""
 
     pushed: int
     accepted: int
@@ -54,7 +54,7 @@ class SyncClient:
 
     The local state of an order is the last state confirmed by the server
     with this device's pending events replayed on top through the shared
-    `decide` function, so the app sees its own work at once.
+    `decide` function, so the app shows its own work at once.
     """
 
     def __init__(
@@ -94,7 +94,7 @@ class SyncClient:
         self.transport = Transport(base_url, provider, **transport_options)
         self.store = LocalStore(path)
         self._listeners: list[DecisionListener] = []
-        # One push or pull at a time per client; recording never waits for it.
+        # One push or pull at a time per client. record() does not take this lock.
         self._sync_lock = threading.Lock()
 
     def __enter__(self) -> SyncClient:
@@ -126,7 +126,7 @@ class SyncClient:
         """Record an event durably in the outbox and return it.
 
         `base_version` is the version of the order last confirmed by the
-        server, which tells the server how stale this device was. Raises
+        server, from which the server judges how stale this device was. Raises
         ValueError for an envelope the server would reject as a whole request
         (an empty or over-long id or type, a naive `occurred_at`) and
         TypeError for a payload that cannot be encoded as JSON. Nothing is
@@ -158,7 +158,7 @@ class SyncClient:
         return self._local_states(only=work_order_id).get(work_order_id)
 
     def work_orders(self) -> dict[str, WorkOrderState]:
-        """Local state of every order this device knows, confirmed or created offline."""
+        """Return the local state of every order on this device, confirmed or created offline."""
         return self._local_states()
 
     def my_work_orders(self) -> dict[str, WorkOrderState]:
@@ -195,7 +195,7 @@ class SyncClient:
         return self.store.pending_count()
 
     def outbox(self) -> list[OutboxEntry]:
-        """Every event recorded on this device, decided or not, in recording order."""
+        """Return every event recorded on this device, decided or not, in recording order."""
         return self.store.entries()
 
     def not_applied(self) -> list[OutboxEntry]:
@@ -262,13 +262,13 @@ class SyncClient:
                 return decisions
             response = self.transport.push(EventBatch(events=[entry.event for entry in batch]), correlation_id)
             sent = {entry.event.client_event_id for entry in batch}
-            answered = [decision for decision in response.decisions if decision.client_event_id in sent]
-            if len(answered) != len(batch):
+            decided = [decision for decision in response.decisions if decision.client_event_id in sent]
+            if len(decided) != len(batch):
                 raise SyncError(
-                    f"the server returned {len(answered)} decisions for a batch of {len(batch)} events"
+                    f"the server response has {len(decided)} decisions for a batch of {len(batch)} events"
                 )
-            self._store_decisions(answered)
-            decisions.extend(answered)
+            self._store_decisions(decided)
+            decisions.extend(decided)
 
     def _pull_all(self, correlation_id: str) -> int:
         pulled = 0
@@ -310,5 +310,5 @@ class SyncClient:
 
 
 def engineer_actor(engineer_id: str, subject: str | None = None) -> Actor:
-    """The actor of an engineer's tablet, as the server derives it from the token."""
+    """Build the actor of an engineer's tablet, as the server derives it from the token."""
     return Actor(subject=subject or engineer_id, role=Role.ENGINEER, engineer_id=engineer_id)

@@ -8,11 +8,11 @@ class SyncError(Exception):
 
 
 class ServerUnreachable(SyncError):
-    """The server could not be reached, or kept answering 5xx or 429, after every retry."""
+    """The server could not be reached, or kept responding with 5xx or 429, after every retry."""
 
 
 class RequestRejected(SyncError):
-    """The server answered a 4xx other than 429: retrying the same request cannot help."""
+    """The server responded with a 4xx other than 429, so retrying the same request cannot help."""
 
     def __init__(self, status_code: int, body: object) -> None:
         super().__init__(f"the server rejected the request with HTTP {status_code}: {body}")

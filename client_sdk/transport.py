@@ -30,7 +30,7 @@ _decode_changes = msgspec.json.Decoder(ChangesPage).decode
 
 
 class TransientResponse(Exception):
-    """A 5xx or 429 answer worth retrying."""
+    """A 5xx or 429 response worth retrying."""
 
     def __init__(self, status_code: int, retry_after: float | None) -> None:
         super().__init__(f"HTTP {status_code}")

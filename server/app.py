@@ -31,7 +31,7 @@ async def health() -> dict[str, str]:
 
 @get("/ready")
 async def ready(request: Request) -> Response:
-    """Report whether the store answers queries."""
+    """Report whether the store responds to queries."""
     try:
         events = await store_of(request).count_events()
     except Exception as exc:  # noqa: BLE001 - readiness reports any failure instead of raising it

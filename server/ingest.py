@@ -156,7 +156,7 @@ def _replay_or_reuse(
 ) -> EventDecision:
     if earlier.fingerprint == fingerprint:
         return msgspec.structs.replace(earlier.decision, replay=True)
-    # The stored decision stays as it is; this proposal is answered but not recorded,
+    # The stored decision stays as it is. This proposal gets a response but is not recorded,
     # because its id already names another event.
     state = states.get(proposal.work_order_id)
     return EventDecision(

@@ -2,9 +2,9 @@
 
     python -m simulators.bench_ingest [--events 2000] [--output docs/benchmarks.md]
 
-Every figure comes from one run on one machine, so the ratios between batch
-sizes (against batches of one event, the per-event baseline) are what to
-compare across changes; absolute numbers depend on the disk and CPU.
+Every figure comes from one run on one machine. Compare the ratios between
+batch sizes (against batches of one event, the per-event baseline) across
+changes, because absolute numbers depend on the disk and CPU.
 """
 
 from __future__ import annotations

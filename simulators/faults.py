@@ -12,8 +12,8 @@ class FlakyNetwork(httpx.BaseTransport):
 
     While `offline` is set every request fails with a connection error before
     reaching the server. Otherwise, with probability `lost_response_rate`, the
-    request reaches the server and commits, but the response is dropped, which
-    is what a tablet sees when the network breaks mid-request.
+    request reaches the server and commits, but the response is dropped, as
+    happens to a tablet when the network breaks mid-request.
     """
 
     def __init__(self, rng: random.Random, lost_response_rate: float) -> None:

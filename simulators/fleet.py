@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--orders", type=_positive, default=60, help="number of work orders to create (default 60)")
     parser.add_argument("--max-ticks", type=_positive, default=3000, help="upper bound on simulation steps")
     parser.add_argument("--offline-probability", type=_probability, default=0.05, help="chance per tick that a tablet goes offline")
-    parser.add_argument("--max-offline-ticks", type=_positive, default=12, help="longest offline window, in ticks")
+    parser.add_argument("--max-offline-ticks", type=_positive, default=12, help="maximum length of an offline window, in ticks")
     parser.add_argument("--lost-response-rate", type=_probability, default=0.05, help="share of POSTs whose response is lost after commit")
     parser.add_argument("--reassign-probability", type=_probability, default=0.03, help="chance per tick and open order of a reassignment")
     parser.add_argument("--cancel-probability", type=_probability, default=0.01, help="chance per tick and open order of a cancellation")
@@ -174,7 +174,7 @@ def _settle(dispatcher: DispatcherAgent, engineers: list[EngineerAgent]) -> None
         pending = dispatcher.client.pending_count() + sum(agent.client.pending_count() for agent in engineers)
         if pending == 0:
             break
-    # A last pull so every tablet sees the final state of its orders.
+    # A last pull so every tablet holds the final state of its orders.
     for agent in engineers:
         agent.network.lost_response_rate = 0
         agent.sync()

@@ -109,7 +109,7 @@ def _replay_problems(devices: list[Device], entries: dict[str, list]) -> list[st
             body = msgspec.json.encode(EventBatch(events=[entry.event for entry in chunk]))
             response = device.http.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
             if response.status_code != 200:
-                problems.append(f"{device.name}: replay answered HTTP {response.status_code}: {response.text[:200]}")
+                problems.append(f"{device.name}: replay returned HTTP {response.status_code}: {response.text[:200]}")
                 continue
             replayed = msgspec.json.decode(response.content, type=DecisionBatch).decisions
             for entry, decision in zip(chunk, replayed, strict=True):

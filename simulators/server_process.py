@@ -49,7 +49,7 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"the server did not answer /health within {timeout} s; see {self.log_path}")
+        raise RuntimeError(f"the server did not respond on /health within {timeout} s; see {self.log_path}")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

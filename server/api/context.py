@@ -39,7 +39,7 @@ async def provide_actor(request: Request) -> Actor:
 
 
 def engineer_scope(actor: Actor) -> str | None:
-    """The engineer whose orders bound what this actor sees, or None for office roles."""
+    """Return the engineer whose orders limit what this actor may read, or None for office roles."""
     return actor.engineer_id if actor.role is Role.ENGINEER else None
 
 

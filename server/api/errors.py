@@ -38,7 +38,7 @@ _SERVER_SET_FIELDS = {
 
 
 class ApiError(Exception):
-    """An error answered with `status_code` and a JSON body."""
+    """An error sent as a JSON body with `status_code`."""
 
     status_code = 400
     error = "bad_request"

@@ -1,9 +1,9 @@
 """Embedded event store on one SQLite file.
 
-One connection serves the process; a lock serialises its use and every call
+One connection serves the process. A lock serialises its use, and every call
 runs in a worker thread so the event loop never blocks on disk. A batch is
-one `BEGIN IMMEDIATE` transaction: SQLite's single writer lock makes stream
-versions and global positions gap-free and visible in commit order.
+one `BEGIN IMMEDIATE` transaction, and SQLite's single writer lock makes
+stream versions and global positions gap-free and visible in commit order.
 """
 
 from __future__ import annotations
