@@ -18,7 +18,7 @@ from .api.queries import get_changes, get_timeline, get_work_order, list_work_or
 from .auth import TokenVerifier
 from .config import Settings
 from .logging import request_log_middleware
-from .store import SQLiteStore
+from .store import create_store
 
 log = structlog.get_logger("csdp.server")
 
@@ -47,12 +47,12 @@ async def transitions() -> bytes:
 
 
 def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
-    store = SQLiteStore(settings.sqlite_path)
+    store = create_store(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await store.open()
-        log.info("server_started", database=str(settings.sqlite_path), dev_auth=settings.dev_auth)
+        log.info("server_started", database=store.description, dev_auth=settings.dev_auth)
         if demo:
             from .demo import load_demo
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import sys
@@ -49,7 +50,44 @@ def serve(
         raise click.ClickException(
             f"refusing to serve development tokens on non-loopback address {host}; use --host 127.0.0.1"
         )
+    _check_store(settings)
     uvicorn.run(create_app(settings, demo=demo), host=host, port=port, log_config=None, access_log=False)
+
+
+def _check_store(settings: Settings) -> None:
+    """Open and close the store once, so a missing database or an old schema stops the start with its message."""
+    from .store import StoreError, create_store
+
+    async def probe() -> None:
+        store = create_store(settings)
+        await store.open()
+        await store.close()
+
+    try:
+        asyncio.run(probe())
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--database-url", help="Store location [env: CSDP_DATABASE_URL].")
+@click.option("--var-dir", type=click.Path(path_type=Path), help="Folder of the embedded store [env: CSDP_VAR_DIR].")
+def migrate(database_url: str | None, var_dir: Path | None) -> None:
+    """Apply pending schema migrations to the configured store."""
+    from .store import StoreError, create_store
+
+    settings = _settings(var_dir, database_url)
+    store = create_store(settings)
+
+    async def run() -> None:
+        await store.open(migrate=True)
+        await store.close()
+
+    try:
+        asyncio.run(run())
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{store.description}: the schema is current")
 
 
 def _is_loopback(host: str) -> bool:

@@ -35,13 +35,25 @@ class Settings:
     token_audience: str = "csdp"
 
     @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'csdp.sqlite3'}"
+
+    @property
+    def store_kind(self) -> str:
+        """Return "sqlite" or "postgresql", raising ConfigError for any other URL scheme."""
+        url = self.effective_database_url
+        if url.startswith("sqlite:///"):
+            return "sqlite"
+        if url.startswith(("postgresql://", "postgres://")):
+            return "postgresql"
+        raise ConfigError(
+            f"CSDP_DATABASE_URL={_redact(url)!r} is invalid: expected sqlite:///PATH or "
+            "postgresql://USER@HOST:PORT/DATABASE, or leave it empty for the embedded default"
+        )
+
+    @property
     def sqlite_path(self) -> Path:
-        url = self.database_url or f"sqlite:///{self.var_dir / 'csdp.sqlite3'}"
-        if not url.startswith("sqlite:///"):
-            raise ConfigError(
-                f"CSDP_DATABASE_URL={url!r} is not supported yet: use sqlite:///PATH or leave it empty for the default"
-            )
-        return Path(url.removeprefix("sqlite:///"))
+        return Path(self.effective_database_url.removeprefix("sqlite:///"))
 
     @property
     def dev_key_path(self) -> Path:
@@ -66,7 +78,7 @@ class Settings:
             values["dev_auth"] = _boolean(env, "CSDP_DEV_AUTH")
         values.update({key: value for key, value in overrides.items() if value is not None})
         settings = cls(**values)  # type: ignore[arg-type]
-        settings.sqlite_path  # noqa: B018 - validates CSDP_DATABASE_URL now, not at the first request
+        settings.store_kind  # noqa: B018 - validates CSDP_DATABASE_URL now, not at the first request
         return settings
 
 
@@ -99,3 +111,11 @@ def _boolean(env: dict[str, str] | os._Environ[str], name: str) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name}={env[name]!r} is invalid: expected true or false")
+
+
+def _redact(url: str) -> str:
+    scheme, separator, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{separator}{credentials.split(':', 1)[0]}:***@{host}"

@@ -9,7 +9,7 @@ import structlog
 
 from shared_schema import Actor, ProposedEvent, Role
 
-from .store import SQLiteStore
+from .store import Store
 
 log = structlog.get_logger("csdp.demo")
 
@@ -56,7 +56,7 @@ def _event(work_order_id: str, event_type: str, payload: dict, base_version: int
     )
 
 
-async def load_demo(store: SQLiteStore) -> None:
+async def load_demo(store: Store) -> None:
     """Load the demo catalog and orders once; a store that already has events is left alone."""
     if await store.count_events() > 0:
         log.info("demo_skipped", reason="the store already has events")

@@ -196,3 +196,22 @@ def _timeline_entry(
         global_position=decision.global_position,
         effective_time=effective,
     )
+
+
+def renumber_positions(plan: BatchPlan, first_position: int) -> None:
+    """Give the plan's accepted events consecutive global positions from `first_position`.
+
+    Stores that reserve positions only after deciding (to hold the position
+    lock for as short a time as possible) plan with placeholders and call
+    this before writing. Events, decisions and timeline entries are updated
+    in place.
+    """
+    positions = {item.event.client_event_id: first_position + index for index, item in enumerate(plan.events)}
+    for item in plan.events:
+        item.event.global_position = positions[item.event.client_event_id]
+    for new in plan.decisions:
+        if new.decision.global_position is not None:
+            new.decision.global_position = positions[new.decision.client_event_id]
+    for entry in plan.timeline:
+        if entry.global_position is not None:
+            entry.global_position = positions[entry.client_event_id]

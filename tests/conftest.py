@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
 import socket
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -17,6 +21,8 @@ import uvicorn
 from server.app import create_app
 from server.auth import mint_dev_token
 from server.config import Settings
+from server.logging import configure_logging
+from server.store import PostgresStore
 from shared_schema import Role
 
 
@@ -65,9 +71,69 @@ def stop_server(server: uvicorn.Server, thread: threading.Thread) -> None:
     thread.join(timeout=15)
 
 
+# Servers started inside the test process log only what needs attention.
+configure_logging("WARNING")
+
+POSTGRES_ADMIN_URL = os.environ.get("CSDP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """Create a database for this test session and drop it at the end; yield its URL."""
+    name = f"csdp_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+    async def run(sql: str) -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not usable ({exc}); start it or set CSDP_TEST_POSTGRES_URL")
+    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
+    yield f"{base}/{name}"
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The store a test runs against; modules that test one store override this fixture."""
+    return request.param
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(var_dir=tmp_path / "var")
+def settings(tmp_path: Path, store_kind: str, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """Settings for a fresh store: a new SQLite file, or a new schema in the session's PostgreSQL database."""
+    if store_kind == "sqlite":
+        yield Settings(var_dir=tmp_path / "var")
+        return
+    database_url = request.getfixturevalue("postgres_database")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    url = f"{database_url}?search_path={schema}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(database_url)
+        try:
+            await connection.execute(f"CREATE SCHEMA {schema}")
+        finally:
+            await connection.close()
+        store = PostgresStore(url)
+        await store.open(migrate=True)
+        await store.close()
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(database_url)
+        try:
+            await connection.execute(f"DROP SCHEMA {schema} CASCADE")
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    yield Settings(var_dir=tmp_path / "var", database_url=url)
+    asyncio.run(drop())
 
 
 @pytest.fixture

@@ -22,6 +22,13 @@ from server.cli import main
 from server.config import Settings
 from shared_schema import Role
 
+
+@pytest.fixture
+def store_kind() -> str:
+    """Run this module on SQLite only: what it tests does not depend on the store."""
+    return "sqlite"
+
+
 CSDP = Path(sys.executable).parent / "csdp"
 
 
@@ -136,7 +143,7 @@ def test_serve_public_host_rejected(tmp_path, host):
         ("CSDP_MAX_BATCH_EVENTS", "many", "CSDP_MAX_BATCH_EVENTS='many' is invalid: expected a whole number"),
         ("CSDP_MAX_BATCH_EVENTS", "0", "CSDP_MAX_BATCH_EVENTS='0' is invalid: expected a whole number greater than 0"),
         ("CSDP_DEV_AUTH", "maybe", "CSDP_DEV_AUTH='maybe' is invalid: expected true or false"),
-        ("CSDP_DATABASE_URL", "postgres://db/csdp", "CSDP_DATABASE_URL='postgres://db/csdp' is not supported yet"),
+        ("CSDP_DATABASE_URL", "mysql://db/csdp", "CSDP_DATABASE_URL='mysql://db/csdp' is invalid: expected sqlite:///PATH"),
     ],
     ids=["batch text", "batch zero", "dev auth", "database url"],
 )
@@ -145,6 +152,32 @@ def test_serve_bad_setting_rejected(tmp_path, variable, value, message):
 
     assert result.returncode == 1
     assert f"Error: {message}" in result.stderr
+
+
+def test_serve_unmigrated_postgres_rejected(tmp_path, postgres_database):
+    result = run_csdp(tmp_path / "var", "serve", "--port", str(free_port()), CSDP_DATABASE_URL=postgres_database)
+
+    assert result.returncode == 1
+    assert "has schema version 0, this server needs 1" in result.stderr
+    assert "run `csdp migrate`" in result.stderr
+
+
+def test_migrate_then_serve_postgres(tmp_path, postgres_database):
+    url = f"{postgres_database}?search_path=public"
+    migrated = run_csdp(tmp_path / "var", "migrate", CSDP_DATABASE_URL=url)
+    again = run_csdp(tmp_path / "var", "migrate", CSDP_DATABASE_URL=url)
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert "the schema is current" in migrated.stdout
+    assert again.returncode == 0, again.stderr
+
+
+def test_serve_unreachable_postgres_rejected(tmp_path):
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    result = run_csdp(tmp_path / "var", "serve", "--port", str(free_port()), CSDP_DATABASE_URL=url)
+
+    assert result.returncode == 1
+    assert "cannot connect to PostgreSQL at postgresql://postgres@127.0.0.1" in result.stderr
 
 
 def test_serve_demo_lists_orders(tmp_path):

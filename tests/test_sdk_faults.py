@@ -28,6 +28,13 @@ from sdk_helpers import (
 from server.config import Settings
 from shared_schema import WorkOrderStatus
 
+
+@pytest.fixture
+def store_kind() -> str:
+    """Run this module on SQLite only: what it tests does not depend on the store."""
+    return "sqlite"
+
+
 DEMO_EVENTS = 2  # created and assigned, loaded by the demo server for each order with an engineer
 
 

@@ -18,6 +18,12 @@ from server.store import SchemaOutdated, SQLiteStore, StoreUnavailable
 
 
 @pytest.fixture
+def store_kind() -> str:
+    """Run this module on the embedded SQLite store only."""
+    return "sqlite"
+
+
+@pytest.fixture
 def api(live_server: LiveServer) -> Iterator[Clients]:
     clients = Clients(live_server)
     yield clients

@@ -11,7 +11,7 @@ from shared_schema import Actor, Role
 
 from ..auth import AuthenticationError, TokenVerifier
 from ..config import Settings
-from ..store import SQLiteStore, decode_cursor
+from ..store import Store, decode_cursor
 from .errors import InvalidField, Unauthenticated
 
 
@@ -19,7 +19,7 @@ from .errors import InvalidField, Unauthenticated
 CurrentActor = NamedDependency[Actor]
 
 
-def store_of(request: Request) -> SQLiteStore:
+def store_of(request: Request) -> Store:
     return request.app.state.store
 
 

@@ -1,6 +1,38 @@
-"""Stores for the event log, decisions, projections and reference data."""
+"""Stores for the event log, decisions, projections and reference data.
+
+Both stores offer the same async methods and pass the same contract tests:
+`SQLiteStore` for the embedded default, `PostgresStore` for production.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Union
 
 from .errors import SchemaOutdated, StoreError, StoreUnavailable
+from .postgres import PostgresStore
 from .sqlite import SQLiteStore, decode_cursor, encode_cursor
 
-__all__ = ["SQLiteStore", "SchemaOutdated", "StoreError", "StoreUnavailable", "decode_cursor", "encode_cursor"]
+if TYPE_CHECKING:
+    from ..config import Settings
+
+Store = Union[SQLiteStore, PostgresStore]
+
+
+def create_store(settings: Settings) -> Store:
+    """Build the store that `settings.database_url` selects; it still has to be opened."""
+    if settings.store_kind == "postgresql":
+        return PostgresStore(settings.effective_database_url)
+    return SQLiteStore(settings.sqlite_path)
+
+
+__all__ = [
+    "PostgresStore",
+    "SQLiteStore",
+    "SchemaOutdated",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "create_store",
+    "decode_cursor",
+    "encode_cursor",
+]

@@ -96,6 +96,10 @@ class SQLiteStore:
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
+    @property
+    def description(self) -> str:
+        return f"sqlite:///{self.path}"
+
     # -- lifecycle -----------------------------------------------------------
 
     async def open(self, *, migrate: bool = True) -> None:

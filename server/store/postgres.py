@@ -1,0 +1,476 @@
+"""Event store on PostgreSQL through an asyncpg pool.
+
+A batch is one transaction with one lock round trip per step:
+transaction-level advisory locks serialise appends per stream (taken in key
+order, so two batches never deadlock), then states and earlier decisions
+are read, the batch is decided in Python, and the writes go out as
+`executemany` calls. Global positions come from a one-row counter that is
+updated last and stays locked until commit, so positions are assigned in
+commit order: a reader of `global_position > cursor` never skips an event
+that commits late, and a rolled-back batch leaves no hole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import asyncpg
+import msgspec
+import structlog
+
+from shared_schema import (
+    Actor,
+    ChangesPage,
+    DecisionStatus,
+    EventDecision,
+    ProposedEvent,
+    RecordedEvent,
+    TimelineEntry,
+    WorkOrderState,
+)
+
+from ..ingest import StoredDecision, causation_ids, plan_batch, renumber_positions
+from .errors import SchemaOutdated, StoreError, StoreUnavailable
+from .migrations import latest_version, postgres_migrations
+from .sqlite import encode_cursor
+
+log = structlog.get_logger("csdp.store")
+T = TypeVar("T")
+
+_encode_text = msgspec.json.Encoder().encode
+_decode_decision = msgspec.json.Decoder(EventDecision).decode
+_decode_state = msgspec.json.Decoder(WorkOrderState).decode
+_decode_event = msgspec.json.Decoder(RecordedEvent).decode
+_decode_timeline = msgspec.json.Decoder(TimelineEntry).decode
+
+# Connection-level failures: the database is down, restarting, or dropped the connection.
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.TooManyConnectionsError,
+)
+# Conflicts that a new attempt of the whole transaction resolves.
+_RETRYABLE = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+MAX_TRANSACTION_ATTEMPTS = 3
+
+
+def _text(value: object) -> str:
+    return _encode_text(value).decode()
+
+
+class PostgresStore:
+    """Event store, decisions, projections and reference data in PostgreSQL."""
+
+    def __init__(self, dsn: str, *, min_pool_size: int = 1, max_pool_size: int = 10, command_timeout: float = 30) -> None:
+        self.dsn = dsn
+        self._min_pool_size = min_pool_size
+        self._max_pool_size = max_pool_size
+        self._command_timeout = command_timeout
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def description(self) -> str:
+        return _redacted(self.dsn)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def open(self, *, migrate: bool = False) -> None:
+        """Open the pool and check the schema; with `migrate`, apply pending migrations first."""
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=self._min_pool_size,
+                max_size=self._max_pool_size,
+                command_timeout=self._command_timeout,
+            )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {self.description}: {exc}") from exc
+        try:
+            if migrate:
+                await self.migrate()
+            version = await self.schema_version()
+            if version != latest_version():
+                raise SchemaOutdated(
+                    f"database {self.description} has schema version {version}, this server needs "
+                    f"{latest_version()}; run `csdp migrate` with the same CSDP_DATABASE_URL"
+                )
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def schema_version(self) -> int:
+        async def read(connection: asyncpg.Connection) -> int:
+            exists = await connection.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            if not exists:
+                return 0
+            return int(await connection.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+        return await self._with_connection(read)
+
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations, each in its own transaction; return the versions applied."""
+
+        async def apply(connection: asyncpg.Connection) -> list[int]:
+            applied: list[int] = []
+            async with connection.transaction():
+                # One migrator at a time, whichever process runs it.
+                await connection.execute("SELECT pg_advisory_xact_lock(hashtext('csdp_migrate'))")
+                await connection.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+                )
+                current = await connection.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+                for version, script in postgres_migrations():
+                    if version <= current:
+                        continue
+                    await connection.execute(script)
+                    await connection.execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())", version
+                    )
+                    applied.append(version)
+            return applied
+
+        applied = await self._with_connection(apply)
+        log.info("migrations_applied", database=self.description, versions=applied)
+        return applied
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            raise StoreUnavailable(f"the store {self.description} is closed")
+        try:
+            async with self._pool.acquire() as connection:
+                yield connection
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL at {self.description} is unavailable: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"PostgreSQL failed with SQLSTATE {exc.sqlstate}: {exc}") from exc
+
+    async def _with_connection(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        async with self._connection() as connection:
+            return await work(connection)
+
+    # -- command side --------------------------------------------------------
+
+    async def append_batch(
+        self,
+        actor: Actor,
+        events: list[ProposedEvent],
+        recorded_at: dt.datetime,
+        skew_tolerance: dt.timedelta,
+    ) -> list[EventDecision]:
+        """Decide and record a batch in one transaction; return one decision per event, in order.
+
+        A unique violation (the same `client_event_id` committed by a parallel
+        request of the same subject) or a deadlock reruns the whole
+        transaction, which then finds the committed decision and replays it;
+        a conflict is never reported as success without a new decision.
+        """
+        for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
+            try:
+                async with self._connection() as connection:
+                    return await self._append_batch(connection, actor, events, recorded_at, skew_tolerance)
+            except StoreError as exc:
+                cause = exc.__cause__
+                if not isinstance(cause, _RETRYABLE) or attempt == MAX_TRANSACTION_ATTEMPTS:
+                    raise
+                log.info("append_retried", attempt=attempt, subject=actor.subject, error=str(cause))
+        raise AssertionError("unreachable")
+
+    async def _append_batch(
+        self,
+        db: asyncpg.Connection,
+        actor: Actor,
+        events: list[ProposedEvent],
+        recorded_at: dt.datetime,
+        skew_tolerance: dt.timedelta,
+    ) -> list[EventDecision]:
+        stream_ids = sorted({event.work_order_id for event in events})
+        async with db.transaction():
+            # Appends to one stream are serialised; keys are locked in a fixed order.
+            await db.execute(
+                "SELECT pg_advisory_xact_lock(key) FROM"
+                " (SELECT DISTINCT hashtextextended(id, 0) AS key FROM unnest($1::text[]) AS id ORDER BY key) AS keys",
+                stream_ids,
+            )
+            states = await self._load_states(db, stream_ids)
+            rows = await db.fetch(
+                "SELECT client_event_id, fingerprint, decision::text FROM decisions"
+                " WHERE subject = $1 AND client_event_id = ANY($2::uuid[])",
+                actor.subject,
+                [event.client_event_id for event in events],
+            )
+            prior = {
+                row[0]: StoredDecision(fingerprint=bytes(row[1]), decision=_decode_decision(row[2])) for row in rows
+            }
+            rows = await db.fetch(
+                "SELECT client_event_id, status FROM decisions WHERE subject = $1 AND client_event_id = ANY($2::uuid[])",
+                actor.subject,
+                causation_ids(events),
+            )
+            causations = {row[0]: DecisionStatus(row[1]) for row in rows}
+
+            placeholders = iter(range(1, len(events) + 1))
+            plan = plan_batch(
+                events, actor, recorded_at, skew_tolerance, states, prior, causations, lambda: next(placeholders)
+            )
+            if not plan.decisions:
+                return plan.responses
+
+            if plan.events:
+                # The counter row stays locked until commit: this is what orders positions by commit.
+                last = await db.fetchval(
+                    "UPDATE position_counter SET last_position = last_position + $1 RETURNING last_position",
+                    len(plan.events),
+                )
+                renumber_positions(plan, last - len(plan.events) + 1)
+                await db.executemany(
+                    "INSERT INTO events (global_position, event_id, work_order_id, stream_version, type,"
+                    " client_event_id, actor, actor_role, device_id, occurred_at, effective_time, recorded_at, event)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    [
+                        (
+                            item.event.global_position,
+                            item.event.event_id,
+                            item.event.work_order_id,
+                            item.event.stream_version,
+                            item.event.type,
+                            item.event.client_event_id,
+                            item.event.actor,
+                            item.event.actor_role,
+                            item.event.device_id,
+                            item.event.occurred_at,
+                            item.event.effective_time,
+                            item.event.recorded_at,
+                            _text(item.event),
+                        )
+                        for item in plan.events
+                    ],
+                )
+                audience = [
+                    (engineer_id, item.event.global_position) for item in plan.events for engineer_id in item.audience
+                ]
+                if audience:
+                    await db.executemany(
+                        "INSERT INTO event_audience (engineer_id, global_position) VALUES ($1, $2)", audience
+                    )
+            await db.executemany(
+                "INSERT INTO decisions (subject, client_event_id, fingerprint, work_order_id, type, status,"
+                " reason_code, actor_role, device_id, correlation_id, global_position, decided_at, proposal, decision)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                [
+                    (
+                        item.actor.subject,
+                        item.proposal.client_event_id,
+                        item.fingerprint,
+                        item.proposal.work_order_id,
+                        item.proposal.type,
+                        item.decision.status.value,
+                        item.decision.reason_code.value,
+                        item.actor.role.value,
+                        item.proposal.device_id,
+                        item.proposal.correlation_id,
+                        item.decision.global_position,
+                        item.decision.decided_at,
+                        _text(item.proposal),
+                        _text(item.decision),
+                    )
+                    for item in plan.decisions
+                ],
+            )
+            if plan.states:
+                await db.executemany(
+                    "INSERT INTO work_orders_current (work_order_id, status, version, engineer_id, priority, site_id,"
+                    " updated_at, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    " ON CONFLICT (work_order_id) DO UPDATE SET status = excluded.status, version = excluded.version,"
+                    " engineer_id = excluded.engineer_id, priority = excluded.priority, site_id = excluded.site_id,"
+                    " updated_at = excluded.updated_at, state = excluded.state",
+                    [
+                        (
+                            state.work_order_id,
+                            state.status.value,
+                            state.version,
+                            state.engineer_id,
+                            state.priority.value,
+                            state.site_id,
+                            state.updated_at,
+                            _text(state),
+                        )
+                        for state in plan.states.values()
+                    ],
+                )
+            await db.executemany(
+                "INSERT INTO work_order_timeline (work_order_id, entry) VALUES ($1, $2)",
+                [(entry.work_order_id, _text(entry)) for entry in plan.timeline],
+            )
+        return plan.responses
+
+    @staticmethod
+    async def _load_states(db: asyncpg.Connection, stream_ids: list[str]) -> dict[str, WorkOrderState]:
+        rows = await db.fetch(
+            "SELECT state::text FROM work_orders_current WHERE work_order_id = ANY($1::text[])", stream_ids
+        )
+        states = [_decode_state(row[0]) for row in rows]
+        return {state.work_order_id: state for state in states}
+
+    # -- query side ----------------------------------------------------------
+
+    async def get_work_order(self, work_order_id: str) -> WorkOrderState | None:
+        async def read(db: asyncpg.Connection) -> WorkOrderState | None:
+            raw = await db.fetchval("SELECT state::text FROM work_orders_current WHERE work_order_id = $1", work_order_id)
+            return _decode_state(raw) if raw else None
+
+        return await self._with_connection(read)
+
+    async def list_work_orders(
+        self,
+        *,
+        status: str | None = None,
+        engineer_id: str | None = None,
+        priority: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[WorkOrderState], str | None]:
+        """Page through orders sorted by id; the second value is the cursor of the next page."""
+        clauses: list[str] = []
+        params: list[object] = []
+        for column, value in (("status", status), ("engineer_id", engineer_id), ("priority", priority)):
+            if value is not None:
+                params.append(value)
+                clauses.append(f"{column} = ${len(params)}")
+        if after is not None:
+            params.append(after)
+            clauses.append(f"work_order_id > ${len(params)}")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        params.append(limit + 1)
+        sql = f"SELECT state::text FROM work_orders_current {where} ORDER BY work_order_id LIMIT ${len(params)}"
+
+        async def read(db: asyncpg.Connection) -> list[WorkOrderState]:
+            return [_decode_state(row[0]) for row in await db.fetch(sql, *params)]
+
+        items = await self._with_connection(read)
+        has_more = len(items) > limit
+        items = items[:limit]
+        next_cursor = encode_cursor(items[-1].work_order_id) if has_more and items else None
+        return items, next_cursor
+
+    async def timeline(self, work_order_id: str) -> list[TimelineEntry]:
+        async def read(db: asyncpg.Connection) -> list[TimelineEntry]:
+            rows = await db.fetch(
+                "SELECT entry::text FROM work_order_timeline WHERE work_order_id = $1 ORDER BY entry_id", work_order_id
+            )
+            return [_decode_timeline(row[0]) for row in rows]
+
+        return await self._with_connection(read)
+
+    async def changes_since(self, position: int, *, engineer_id: str | None, limit: int) -> ChangesPage:
+        """Return accepted events after `position` in global order, with the states of their orders.
+
+        `engineer_id` limits the feed to events that engineer may see; None
+        returns every event.
+        """
+
+        async def read(db: asyncpg.Connection) -> ChangesPage:
+            async with db.transaction(isolation="repeatable_read", readonly=True):
+                if engineer_id is None:
+                    rows = await db.fetch(
+                        "SELECT global_position, event::text FROM events WHERE global_position > $1"
+                        " ORDER BY global_position LIMIT $2",
+                        position,
+                        limit + 1,
+                    )
+                else:
+                    rows = await db.fetch(
+                        "SELECT e.global_position, e.event::text FROM event_audience a"
+                        " JOIN events e ON e.global_position = a.global_position"
+                        " WHERE a.engineer_id = $1 AND a.global_position > $2 ORDER BY a.global_position LIMIT $3",
+                        engineer_id,
+                        position,
+                        limit + 1,
+                    )
+                has_more = len(rows) > limit
+                rows = rows[:limit]
+                events = [_decode_event(row[1]) for row in rows]
+                stream_ids = sorted({event.work_order_id for event in events})
+                states = await self._load_states(db, stream_ids)
+            visible = [
+                states[stream_id]
+                for stream_id in stream_ids
+                if stream_id in states and (engineer_id is None or states[stream_id].engineer_id == engineer_id)
+            ]
+            visible_ids = {state.work_order_id for state in visible}
+            return ChangesPage(
+                events=events,
+                work_orders=visible,
+                next_cursor=str(rows[-1][0] if rows else position),
+                has_more=has_more,
+                revoked=[stream_id for stream_id in stream_ids if stream_id not in visible_ids],
+            )
+
+        return await self._with_connection(read)
+
+    async def count_events(self) -> int:
+        return await self._with_connection(lambda db: db.fetchval("SELECT count(*) FROM events"))
+
+    async def count_decisions(self) -> int:
+        return await self._with_connection(lambda db: db.fetchval("SELECT count(*) FROM decisions"))
+
+    # -- reference data ------------------------------------------------------
+
+    async def upsert_catalog(self, table: str, rows: list[dict[str, object]]) -> None:
+        """Insert or replace reference rows; `table` is one of the catalog tables."""
+        key = _CATALOG_KEYS.get(table)
+        if key is None:
+            raise ValueError(f"unknown catalog table {table!r}")
+        if not rows:
+            return
+        columns = list(rows[0])
+        updates = ", ".join(f"{column} = excluded.{column}" for column in columns if column != key)
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))})"
+            f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+
+        async def write(db: asyncpg.Connection) -> None:
+            async with db.transaction():
+                await db.executemany(sql, [[row[column] for column in columns] for row in rows])
+
+        await self._with_connection(write)
+
+    async def list_catalog(self, table: str) -> list[dict[str, object]]:
+        key = _CATALOG_KEYS.get(table)
+        if key is None:
+            raise ValueError(f"unknown catalog table {table!r}")
+
+        async def read(db: asyncpg.Connection) -> list[dict[str, object]]:
+            return [dict(row) for row in await db.fetch(f"SELECT * FROM {table} ORDER BY {key}")]
+
+        return await self._with_connection(read)
+
+
+_CATALOG_KEYS = {"engineers": "engineer_id", "sites": "site_id", "assets": "asset_id", "contracts": "contract_id"}
+
+
+def _redacted(dsn: str) -> str:
+    """Hide the password of a connection URL, for logs and messages."""
+    scheme, separator, rest = dsn.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return dsn
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{separator}{user}:***@{host}"
