@@ -10,14 +10,18 @@ fresh SQLite file. Exit status 1 when any invariant is violated.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import json
+import os
 import random
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
+import asyncpg
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -43,6 +47,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lost-response-rate", type=_probability, default=0.05, help="share of POSTs whose response is lost after commit")
     parser.add_argument("--reassign-probability", type=_probability, default=0.03, help="chance per tick and open order of a reassignment")
     parser.add_argument("--cancel-probability", type=_probability, default=0.01, help="chance per tick and open order of a cancellation")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("CSDP_DATABASE_URL") or None,
+        help="PostgreSQL database for the started server, e.g. postgresql://postgres@127.0.0.1:5432/postgres "
+        "(default: CSDP_DATABASE_URL, else a fresh SQLite file); the run uses a new schema in it and drops it at the end",
+    )
     parser.add_argument("--server-url", help="use a running server instead of starting one; needs --var-dir of that server")
     parser.add_argument("--var-dir", type=Path, help="server folder with the development key (default: a new temporary folder)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
@@ -74,9 +84,19 @@ def run(args: argparse.Namespace) -> dict:
         reassign_probability=args.reassign_probability,
         cancel_probability=args.cancel_probability,
     )
-    server = None if args.server_url else ServerProcess(var_dir)
+    schema = None
+    database_url = None
+    if args.database_url and not args.server_url:
+        schema = f"fleet_{args.seed}_{uuid.uuid4().hex[:8]}"
+        database_url = create_schema(args.database_url, schema)
+    server = None if args.server_url else ServerProcess(var_dir, database_url=database_url)
     if server is not None:
-        server.start()
+        try:
+            server.start()
+        except BaseException:
+            if schema is not None:
+                drop_schema(args.database_url, schema)
+            raise
     base_url = args.server_url or server.base_url  # type: ignore[union-attr]
     settings = Settings(var_dir=var_dir)
     started = time.monotonic()
@@ -128,6 +148,29 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         if server is not None:
             server.stop()
+        if schema is not None:
+            drop_schema(args.database_url, schema)
+
+
+def create_schema(database_url: str, schema: str) -> str:
+    """Create a schema for one run and return the URL that selects it."""
+    if not database_url.startswith(("postgresql://", "postgres://")):
+        raise SystemExit(f"--database-url {database_url!r} is invalid: expected postgresql://USER@HOST:PORT/DATABASE")
+    asyncio.run(_execute(database_url, f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in database_url else "?"
+    return f"{database_url}{separator}search_path={schema}"
+
+
+def drop_schema(database_url: str, schema: str) -> None:
+    asyncio.run(_execute(database_url, f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+
+
+async def _execute(database_url: str, sql: str) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
 
 
 def _http(base_url: str, token: str) -> httpx.Client:

@@ -19,10 +19,22 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A server subprocess over the SQLite file in `var_dir`; a context manager."""
+    """A server subprocess, a context manager.
 
-    def __init__(self, var_dir: Path, *, port: int | None = None, log_path: Path | None = None) -> None:
+    The store is the SQLite file in `var_dir`, or `database_url` when given
+    (migrated with `csdp migrate` before the server starts).
+    """
+
+    def __init__(
+        self,
+        var_dir: Path,
+        *,
+        database_url: str | None = None,
+        port: int | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.var_dir = var_dir
+        self.database_url = database_url
         self.port = port or free_port()
         self.log_path = log_path or var_dir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -35,6 +47,13 @@ class ServerProcess:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "CSDP_VAR_DIR": str(self.var_dir)}
         env.pop("CSDP_DATABASE_URL", None)
+        if self.database_url:
+            env["CSDP_DATABASE_URL"] = self.database_url
+            migrate = subprocess.run(
+                [sys.executable, "-m", "server.cli", "migrate"], env=env, capture_output=True, text=True, timeout=120
+            )
+            if migrate.returncode != 0:
+                raise RuntimeError(f"csdp migrate failed: {migrate.stderr.strip()}")
         command = [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)

@@ -80,3 +80,20 @@ def test_duplicate_check_flags_version_gap():
 def test_duplicate_check_accepts_clean_log():
     log = [_event("wo-1", 1, 1), _event("wo-2", 1, 2), _event("wo-1", 2, 3)]
     assert _duplicate_problems(log) == []
+
+
+def test_fleet_on_postgres_matches_sqlite(postgres_database):
+    arguments = ("--seed", "7", "--engineers", "3", "--orders", "12")
+    on_postgres = run_fleet(*arguments, "--database-url", postgres_database)
+    on_sqlite = run_fleet(*arguments)
+
+    assert on_postgres.returncode == 0, on_postgres.stderr[-2000:]
+    postgres_summary = json.loads(on_postgres.stdout)
+    assert all(postgres_summary["invariants"].values()), postgres_summary["violations"]
+    assert postgres_summary["decisions"] == json.loads(on_sqlite.stdout)["decisions"]
+
+
+def test_fleet_rejects_non_postgres_url():
+    result = run_fleet("--database-url", "mysql://127.0.0.1/fleet")
+    assert result.returncode != 0
+    assert "expected postgresql://USER@HOST:PORT/DATABASE" in result.stderr
