@@ -53,6 +53,8 @@ def mint_dev_token(
     now: dt.datetime | None = None,
 ) -> str:
     """Sign a token with the development key, for the embedded default only."""
+    if not subject.strip():
+        raise ValueError("subject must not be empty")
     key = load_or_create_dev_key(settings.dev_key_path)
     issued_at = now or dt.datetime.now(dt.timezone.utc)
     claims: dict[str, object] = {
@@ -92,8 +94,16 @@ class TokenVerifier:
                 issuer=self._settings.token_issuer,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
+        except jwt.InvalidSignatureError as exc:
+            raise AuthenticationError(
+                "invalid token: the signature does not match this server's development key; "
+                "mint it with `csdp token` using the server's CSDP_VAR_DIR"
+            ) from exc
         except jwt.PyJWTError as exc:
             raise AuthenticationError(f"invalid token: {exc}") from exc
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject.strip():
+            raise AuthenticationError(f"invalid token: the sub claim {subject!r} must be a non-empty string")
         raw_role = claims.get("role")
         try:
             role = Role(raw_role)
@@ -101,4 +111,4 @@ class TokenVerifier:
             allowed = ", ".join(role.value for role in Role)
             raise AuthenticationError(f"invalid token: role claim {raw_role!r} is not one of {allowed}") from None
         engineer_id = claims.get("engineer_id") or (claims["sub"] if role is Role.ENGINEER else None)
-        return Actor(subject=str(claims["sub"]), role=role, engineer_id=engineer_id)
+        return Actor(subject=subject, role=role, engineer_id=engineer_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib.util
 import ipaddress
 import sys
 from pathlib import Path
@@ -38,6 +39,7 @@ def serve(
     host: str, port: int, var_dir: Path | None, database_url: str | None, demo: bool, log_level: str
 ) -> None:
     """Run the sync server."""
+    _require_server_extra()
     import uvicorn
 
     from .app import create_app
@@ -74,6 +76,7 @@ def _check_store(settings: Settings) -> None:
 @click.option("--var-dir", type=click.Path(path_type=Path), help="Folder of the embedded store [env: CSDP_VAR_DIR].")
 def migrate(database_url: str | None, var_dir: Path | None) -> None:
     """Apply pending schema migrations to the configured store."""
+    _require_server_extra()
     from .store import StoreError, create_store
 
     settings = _settings(var_dir, database_url)
@@ -88,6 +91,16 @@ def migrate(database_url: str | None, var_dir: Path | None) -> None:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{store.description}: the schema is current")
+
+
+def _require_server_extra() -> None:
+    """Stop with an install hint when the server's packages are missing (a client-only install)."""
+    missing = [name for name in ("uvicorn", "litestar", "jwt", "asyncpg") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(
+            f"this command needs the server packages, missing: {', '.join(missing)}; "
+            "install them with: pip install 'cnc-fsm-core[server]'"
+        )
 
 
 def _is_loopback(host: str) -> bool:
@@ -107,9 +120,18 @@ def _is_loopback(host: str) -> bool:
 @click.option("--var-dir", type=click.Path(path_type=Path), help="Folder with the development key [env: CSDP_VAR_DIR].")
 def token(role: str, subject: str, engineer_id: str | None, ttl_hours: float, var_dir: Path | None) -> None:
     """Print a bearer token signed with the development key."""
+    _require_server_extra()
     from .auth import mint_dev_token
 
+    if not subject.strip():
+        raise click.BadParameter("must not be empty", param_hint="--subject")
     settings = _settings(var_dir)
+    if not settings.dev_key_path.exists():
+        click.echo(
+            f"Created a new development key at {settings.dev_key_path}; a server with another "
+            "CSDP_VAR_DIR rejects this token.",
+            err=True,
+        )
     value = mint_dev_token(
         settings, subject=subject, role=Role(role), engineer_id=engineer_id, ttl=dt.timedelta(hours=ttl_hours)
     )

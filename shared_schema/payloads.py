@@ -143,7 +143,7 @@ class AttachmentAdded(Payload):
     sha256: Sha256
     kind: AttachmentKind
     content_type: NonEmptyText
-    size_bytes: Annotated[int, msgspec.Meta(ge=0)]
+    size_bytes: Annotated[int, msgspec.Meta(ge=0, le=2**40)]
     caption: LongText = ""
 
 

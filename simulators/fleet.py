@@ -15,6 +15,7 @@ import collections
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -37,7 +38,11 @@ from .server_process import ServerProcess
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m simulators.fleet", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m simulators.fleet",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed; the same seed repeats the same run")
     parser.add_argument("--engineers", type=_positive, default=8, help="number of engineer tablets (default 8)")
     parser.add_argument("--orders", type=_positive, default=60, help="number of work orders to create (default 60)")
@@ -56,18 +61,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-url", help="use a running server instead of starting one; needs --var-dir of that server")
     parser.add_argument("--var-dir", type=Path, help="server folder with the development key (default: a new temporary folder)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
-    return parser.parse_args(argv)
+    parser.add_argument("--keep-files", action="store_true", help="keep the tablets' SQLite files and the server folder")
+    args = parser.parse_args(argv)
+    if args.server_url:
+        if args.var_dir is None:
+            parser.error("--server-url needs --var-dir, the folder with that server's development key")
+        if not (args.var_dir / "dev-jwt-key").is_file():
+            parser.error(f"--var-dir {args.var_dir} has no dev-jwt-key; give the CSDP_VAR_DIR of the server at --server-url")
+    return args
 
 
 def _positive(raw: str) -> int:
-    value = int(raw)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {raw}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {raw}")
     return value
 
 
 def _probability(raw: str) -> float:
-    value = float(raw)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {raw}") from None
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {raw}")
     return value
@@ -100,10 +118,12 @@ def run(args: argparse.Namespace) -> dict:
     base_url = args.server_url or server.base_url  # type: ignore[union-attr]
     settings = Settings(var_dir=var_dir)
     started = time.monotonic()
+    succeeded = False
     try:
         engineer_ids = [f"e-{index:03d}" for index in range(1, args.engineers + 1)]
         tokens = {engineer_id: mint_dev_token(settings, subject=engineer_id, role=Role.ENGINEER) for engineer_id in engineer_ids}
         dispatcher_token = mint_dev_token(settings, subject="dispatcher-1", role=Role.DISPATCHER)
+        _check_access(base_url, dispatcher_token)
         engineers = [
             EngineerAgent(engineer_id, workdir, base_url, tokens[engineer_id], random.Random(rng.random()), behaviour)
             for engineer_id in engineer_ids
@@ -144,12 +164,17 @@ def run(args: argparse.Namespace) -> dict:
             device.http.close()
             device.client.close()
         office.close()
+        succeeded = summary["ok"]
         return summary
     finally:
         if server is not None:
             server.stop()
         if schema is not None:
             drop_schema(args.database_url, schema)
+        if args.keep_files or not succeeded:
+            print(f"files of this run: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def create_schema(database_url: str, schema: str) -> str:
@@ -171,6 +196,17 @@ async def _execute(database_url: str, sql: str) -> None:
         await connection.execute(sql)
     finally:
         await connection.close()
+
+
+def _check_access(base_url: str, token: str) -> None:
+    """Stop before the run when the server rejects the simulator's tokens."""
+    with _http(base_url, token) as client:
+        response = client.get("/v1/work-orders", params={"limit": 1})
+    if response.status_code != 200:
+        raise SystemExit(
+            f"the server at {base_url} returned HTTP {response.status_code} to the simulator's token: "
+            f"{response.text[:300]}"
+        )
 
 
 def _http(base_url: str, token: str) -> httpx.Client:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,11 @@ QUERY_CASES = [
     ("since text", "/v1/sync/changes?since=abc", 422, "since", "abc"),
     ("changes limit zero", "/v1/sync/changes?limit=0", 422, "limit", 0),
     ("changes limit above maximum", "/v1/sync/changes?limit=5001", 422, "limit", 5001),
+    ("since above int64", "/v1/sync/changes?since=9223372036854775808", 422, "since", 9223372036854775808),
+    ("list unknown parameter", "/v1/work-orders?after=wo-1", 422, "after", "wo-1"),
+    ("list repeated status", "/v1/work-orders?status=new&status=assigned", 422, "status", ["new", "assigned"]),
+    ("changes unknown parameter", "/v1/sync/changes?cursor=3", 422, "cursor", "3"),
+    ("order unknown parameter", "/v1/work-orders/wo-1?verbose=1", 422, "verbose", "1"),
 ]
 
 
@@ -292,7 +298,7 @@ AUTH_CASES = {
     "bearer without token": ("Bearer", "expected 'Bearer <token>'"),
     "malformed token": ("Bearer not-a-jwt", "invalid token"),
     "expired token": ("expired", "Signature has expired"),
-    "wrong signature": ("wrong-signature", "Signature verification failed"),
+    "wrong signature": ("wrong-signature", "the signature does not match this server's development key"),
     "unknown role": ("unknown-role", "role claim 'superuser'"),
     "wrong audience": ("wrong-audience", "Audience doesn't match"),
     "missing exp": ("missing-exp", 'missing the "exp" claim'),
@@ -363,3 +369,15 @@ def test_state_unchanged_after_bad_input(dispatcher):
 
     assert [e["work_order_id"] for e in events] == ["wo-1"]
     assert [order["work_order_id"] for order in orders] == ["wo-1"]
+
+
+def test_empty_subject_token_401(live_server):
+    key = live_server.settings.dev_key_path.read_bytes().strip()
+    now = int(time.time())
+    claims = {"sub": " ", "role": "dispatcher", "iss": "csdp-dev", "aud": "csdp", "iat": now, "exp": now + 60}
+    token = jwt.encode(claims, key, algorithm="HS256")
+
+    response = httpx.get(f"{live_server.base_url}/v1/work-orders", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
+    assert "sub claim ' ' must be a non-empty string" in response.json()["message"]

@@ -86,7 +86,7 @@ def test_token_ttl_option_sets_expiry(tmp_path):
         main, ["token", "--role", "dispatcher", "--subject", "d-1", "--ttl-hours", "0.5"], env=csdp_env(tmp_path)
     )
 
-    claims = jwt.decode(result.output.strip(), options={"verify_signature": False})
+    claims = jwt.decode(result.stdout.strip(), options={"verify_signature": False})
     assert result.exit_code == 0
     assert claims["exp"] - claims["iat"] == 1800
     assert "engineer_id" not in claims
@@ -225,3 +225,18 @@ def _wait_for_health(base_url: str, process: subprocess.Popen[bytes], timeout: f
         return response.json()
     raise AssertionError(f"csdp serve did not answer /health within {timeout} s")
 
+
+
+def test_token_empty_subject_rejected(tmp_path):
+    result = run_csdp(tmp_path / "var", "token", "--role", "engineer", "--subject", " ")
+
+    assert result.returncode == 2
+    assert "Invalid value for --subject: must not be empty" in result.stderr
+
+
+def test_token_reports_new_key(tmp_path):
+    first = run_csdp(tmp_path / "var", "token", "--role", "engineer", "--subject", "e-1")
+    second = run_csdp(tmp_path / "var", "token", "--role", "engineer", "--subject", "e-1")
+
+    assert "Created a new development key at" in first.stderr
+    assert second.stderr == ""

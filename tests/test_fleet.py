@@ -97,3 +97,19 @@ def test_fleet_rejects_non_postgres_url():
     result = run_fleet("--database-url", "mysql://127.0.0.1/fleet")
     assert result.returncode != 0
     assert "expected postgresql://USER@HOST:PORT/DATABASE" in result.stderr
+
+
+def test_fleet_server_url_needs_var_dir():
+    result = run_fleet("--server-url", "http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert "--server-url needs --var-dir" in result.stderr
+
+
+def test_fleet_rejects_foreign_server_key(tmp_path, live_server):
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "dev-jwt-key").write_text("another key")
+
+    result = run_fleet("--server-url", live_server.base_url, "--var-dir", str(tmp_path / "other"))
+
+    assert result.returncode == 1
+    assert "returned HTTP 401 to the simulator's token" in result.stderr

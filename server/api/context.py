@@ -43,7 +43,11 @@ def engineer_scope(actor: Actor) -> str | None:
     return actor.engineer_id if actor.role is Role.ENGINEER else None
 
 
-def int_query(request: Request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+# Positions and counts are stored as signed 64-bit integers in both stores.
+MAX_INT64 = 2**63 - 1
+
+
+def int_query(request: Request, name: str, default: int, *, minimum: int, maximum: int = MAX_INT64) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -51,10 +55,24 @@ def int_query(request: Request, name: str, default: int, *, minimum: int, maximu
         value = int(raw)
     except ValueError:
         raise InvalidField(f"query parameter {name} must be a whole number", field=name, value=raw) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
-        raise InvalidField(f"query parameter {name} must be {bounds}", field=name, value=value)
+    if not minimum <= value <= maximum:
+        raise InvalidField(f"query parameter {name} must be from {minimum} to {maximum}", field=name, value=value)
     return value
+
+
+def check_query_names(request: Request, allowed: set[str]) -> None:
+    """Reject query parameters the endpoint does not know, and repeated ones, instead of ignoring them."""
+    for name in request.query_params:
+        if name not in allowed:
+            expected = ", ".join(sorted(allowed)) or "none"
+            raise InvalidField(
+                f"unknown query parameter {name}; this endpoint takes: {expected}",
+                field=name,
+                value=request.query_params.get(name),
+            )
+        values = request.query_params.getall(name)
+        if len(values) > 1:
+            raise InvalidField(f"query parameter {name} is given {len(values)} times; give it once", field=name, value=values)
 
 
 def enum_query(request: Request, name: str, allowed: Any) -> str | None:

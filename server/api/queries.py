@@ -7,13 +7,14 @@ from litestar.params import FromPath
 
 from shared_schema import Actor, ChangesPage, Priority, TimelineEntry, WorkOrderPage, WorkOrderState, WorkOrderStatus
 
-from .context import CurrentActor, cursor_query, engineer_scope, enum_query, int_query, store_of
+from .context import CurrentActor, check_query_names, cursor_query, engineer_scope, enum_query, int_query, store_of
 from .errors import Forbidden, NotFound
 
 
 @get("/v1/work-orders")
 async def list_work_orders(request: Request, actor: CurrentActor) -> WorkOrderPage:
     """List orders sorted by id, filtered by `status`, `engineer_id` and `priority`, one page at a time."""
+    check_query_names(request, {"status", "engineer_id", "priority", "cursor", "limit"})
     engineer_id = request.query_params.get("engineer_id")
     scope = engineer_scope(actor)
     if scope is not None:
@@ -46,12 +47,14 @@ async def _visible_order(request: Request, actor: Actor, work_order_id: str) -> 
 
 @get("/v1/work-orders/{work_order_id:str}")
 async def get_work_order(request: Request, actor: CurrentActor, work_order_id: FromPath[str]) -> WorkOrderState:
+    check_query_names(request, set())
     return await _visible_order(request, actor, work_order_id)
 
 
 @get("/v1/work-orders/{work_order_id:str}/timeline")
 async def get_timeline(request: Request, actor: CurrentActor, work_order_id: FromPath[str]) -> list[TimelineEntry]:
     """Accepted events in stream order, with rejected and review decisions between them."""
+    check_query_names(request, set())
     await _visible_order(request, actor, work_order_id)
     return await store_of(request).timeline(work_order_id)
 
@@ -59,6 +62,7 @@ async def get_timeline(request: Request, actor: CurrentActor, work_order_id: Fro
 @get("/v1/sync/changes")
 async def get_changes(request: Request, actor: CurrentActor) -> ChangesPage:
     """Accepted events after the `since` cursor that the caller may see, in global order."""
+    check_query_names(request, {"since", "limit"})
     since = int_query(request, "since", 0, minimum=0)
     limit = int_query(request, "limit", 500, minimum=1, maximum=5000)
     return await store_of(request).changes_since(since, engineer_id=engineer_scope(actor), limit=limit)
