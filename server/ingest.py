@@ -203,8 +203,9 @@ def renumber_positions(plan: BatchPlan, first_position: int) -> None:
 
     Stores that reserve positions only after deciding (to hold the position
     lock for as short a time as possible) plan with placeholders and call
-    this before writing. Events, decisions and timeline entries are updated
-    in place.
+    this before writing. Events, decisions, responses and timeline entries
+    are updated in place. A response that replays a decision made earlier in
+    the same batch is a copy, so it is updated too.
     """
     positions = {item.event.client_event_id: first_position + index for index, item in enumerate(plan.events)}
     for item in plan.events:
@@ -212,6 +213,10 @@ def renumber_positions(plan: BatchPlan, first_position: int) -> None:
     for new in plan.decisions:
         if new.decision.global_position is not None:
             new.decision.global_position = positions[new.decision.client_event_id]
+    for response in plan.responses:
+        # A replay of a decision stored by an earlier batch keeps its position.
+        if response.global_position is not None and response.client_event_id in positions:
+            response.global_position = positions[response.client_event_id]
     for entry in plan.timeline:
         if entry.global_position is not None:
             entry.global_position = positions[entry.client_event_id]

@@ -59,6 +59,11 @@ _UNAVAILABLE = (
     asyncpg.CrashShutdownError,
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.TooManyConnectionsError,
+    # A pooled connection that got the server's termination notice while idle
+    # stays open until the event loop processes the closed socket. asyncpg 0.32
+    # raises this for a query sent in that window ("cannot switch to state ...").
+    # NOTE: any other unexpected asyncpg client state also becomes a 503.
+    asyncpg.InternalClientError,
 )
 # Conflicts that a new attempt of the whole transaction resolves.
 _RETRYABLE = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
@@ -94,7 +99,8 @@ class PostgresStore:
                 max_size=self._max_pool_size,
                 command_timeout=self._command_timeout,
             )
-        except _UNAVAILABLE as exc:
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            # A PostgresError here means PostgreSQL rejected the connection, for example a missing database.
             raise StoreUnavailable(f"cannot connect to PostgreSQL at {self.description}: {exc}") from exc
         try:
             if migrate:
@@ -151,15 +157,35 @@ class PostgresStore:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             raise StoreUnavailable(f"the store {self.description} is closed")
         try:
-            async with self._pool.acquire() as connection:
-                yield connection
+            connection = await pool.acquire()
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            # Any error here comes from opening a connection, for example a
+            # database that does not accept connections (SQLSTATE 55000).
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {self.description}: {exc}") from exc
+        try:
+            yield connection
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL at {self.description} is unavailable: {exc}") from exc
         except asyncpg.PostgresError as exc:
             raise StoreError(f"PostgreSQL failed with SQLSTATE {exc.sqlstate}: {exc}") from exc
+        finally:
+            await self._release(pool, connection)
+
+    async def _release(self, pool: asyncpg.Pool, connection: asyncpg.Connection) -> None:
+        """Return a connection to the pool, logging a failed reset instead of raising it.
+
+        asyncpg terminates a connection whose reset fails and then raises. The
+        work done on the connection stands, so a batch committed just before
+        PostgreSQL dropped the connection is still reported as decided.
+        """
+        try:
+            await pool.release(connection)
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            log.warning("connection_release_failed", database=self.description, error=repr(exc))
 
     async def _with_connection(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         async with self._connection() as connection:
