@@ -9,7 +9,7 @@ import msgspec
 import structlog
 from litestar import Request, post
 
-from shared_schema import Actor, DecisionBatch, EventBatch, ProposedEvent
+from shared_schema import DecisionBatch, EventBatch, ProposedEvent
 
 from .context import CurrentActor, settings_of, store_of
 from .errors import MISSING, InvalidField, MalformedRequest, PayloadTooLarge, validation_error

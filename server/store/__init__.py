@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Union
 
 from .errors import SchemaOutdated, StoreError, StoreUnavailable
 from .postgres import PostgresStore
-from .sqlite import SQLiteStore, decode_cursor, encode_cursor
+from .cursors import decode_cursor, encode_cursor
+from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from ..config import Settings

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -37,7 +36,7 @@ from shared_schema import (
 from ..ingest import StoredDecision, causation_ids, plan_batch, renumber_positions
 from .errors import SchemaOutdated, StoreError, StoreUnavailable
 from .migrations import latest_version, postgres_migrations
-from .sqlite import encode_cursor
+from .pages import changes_page, work_order_page
 
 log = structlog.get_logger("csdp.store")
 T = TypeVar("T")
@@ -389,11 +388,7 @@ class PostgresStore:
         async def read(db: asyncpg.Connection) -> list[WorkOrderState]:
             return [_decode_state(row[0]) for row in await db.fetch(sql, *params)]
 
-        items = await self._with_connection(read)
-        has_more = len(items) > limit
-        items = items[:limit]
-        next_cursor = encode_cursor(items[-1].work_order_id) if has_more and items else None
-        return items, next_cursor
+        return work_order_page(await self._with_connection(read), limit)
 
     async def timeline(self, work_order_id: str) -> list[TimelineEntry]:
         async def read(db: asyncpg.Connection) -> list[TimelineEntry]:
@@ -429,24 +424,9 @@ class PostgresStore:
                         position,
                         limit + 1,
                     )
-                has_more = len(rows) > limit
-                rows = rows[:limit]
-                events = [_decode_event(row[1]) for row in rows]
-                stream_ids = sorted({event.work_order_id for event in events})
-                states = await self._load_states(db, stream_ids)
-            visible = [
-                states[stream_id]
-                for stream_id in stream_ids
-                if stream_id in states and (engineer_id is None or states[stream_id].engineer_id == engineer_id)
-            ]
-            visible_ids = {state.work_order_id for state in visible}
-            return ChangesPage(
-                events=events,
-                work_orders=visible,
-                next_cursor=str(rows[-1][0] if rows else position),
-                has_more=has_more,
-                revoked=[stream_id for stream_id in stream_ids if stream_id not in visible_ids],
-            )
+                events = [(row[0], _decode_event(row[1])) for row in rows]
+                states = await self._load_states(db, sorted({event.work_order_id for _, event in events}))
+            return changes_page(events, states, position=position, limit=limit, engineer_id=engineer_id)
 
         return await self._with_connection(read)
 

@@ -9,9 +9,7 @@ stream versions and global positions gap-free and visible in commit order.
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
-import re
 import sqlite3
 import threading
 import time
@@ -36,6 +34,7 @@ from shared_schema import (
 
 from ..ingest import StoredDecision, causation_ids, plan_batch
 from .errors import SchemaOutdated, StoreError, StoreUnavailable
+from .pages import changes_page, work_order_page
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
@@ -49,10 +48,6 @@ _decode_timeline = msgspec.json.Decoder(TimelineEntry).decode
 
 def _timestamp(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.timezone.utc).isoformat() if value else None
-
-
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
 
 def _split_statements(script: str) -> list[str]:
@@ -70,21 +65,6 @@ def _split_statements(script: str) -> list[str]:
             statements.append(buffer)
             buffer = ""
     return statements
-
-
-_CURSOR_RE = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def decode_cursor(cursor: str) -> str:
-    """Decode an opaque page cursor, raising ValueError when this server did not make it.
-
-    The check is strict because `urlsafe_b64decode` drops characters outside
-    the alphabet, which would turn garbage into a cursor at the first page.
-    """
-    if not _CURSOR_RE.fullmatch(cursor):
-        raise ValueError(f"cursor {cursor!r} is not unpadded URL-safe base64")
-    padded = cursor + "=" * (-len(cursor) % 4)
-    return base64.urlsafe_b64decode(padded.encode()).decode()
 
 
 class SQLiteStore:
@@ -388,11 +368,7 @@ class SQLiteStore:
         def read(db: sqlite3.Connection) -> list[WorkOrderState]:
             return [_decode_state(row[0]) for row in db.execute(sql, [*params, limit + 1]).fetchall()]
 
-        items = await self._run(read)
-        has_more = len(items) > limit
-        items = items[:limit]
-        next_cursor = encode_cursor(items[-1].work_order_id) if has_more and items else None
-        return items, next_cursor
+        return work_order_page(await self._run(read), limit)
 
     async def timeline(self, work_order_id: str) -> list[TimelineEntry]:
         def read(db: sqlite3.Connection) -> list[TimelineEntry]:
@@ -423,25 +399,9 @@ class SQLiteStore:
                     " WHERE a.engineer_id = ? AND a.global_position > ? ORDER BY a.global_position LIMIT ?",
                     (engineer_id, position, limit + 1),
                 ).fetchall()
-            has_more = len(rows) > limit
-            rows = rows[:limit]
-            events = [_decode_event(row[1]) for row in rows]
-            stream_ids = sorted({event.work_order_id for event in events})
-            states = self._load_states(db, stream_ids)
-            next_position = rows[-1][0] if rows else position
-            visible = [
-                states[stream_id]
-                for stream_id in stream_ids
-                if stream_id in states and (engineer_id is None or states[stream_id].engineer_id == engineer_id)
-            ]
-            visible_ids = {state.work_order_id for state in visible}
-            return ChangesPage(
-                events=events,
-                work_orders=visible,
-                next_cursor=str(next_position),
-                has_more=has_more,
-                revoked=[stream_id for stream_id in stream_ids if stream_id not in visible_ids],
-            )
+            events = [(row_position, _decode_event(raw)) for row_position, raw in rows]
+            states = self._load_states(db, sorted({event.work_order_id for _, event in events}))
+            return changes_page(events, states, position=position, limit=limit, engineer_id=engineer_id)
 
         return await self._run(read)
 
