@@ -234,21 +234,21 @@ class PostgresStore:
                 stream_ids,
             )
             states = await self._load_states(db, stream_ids)
+            # One read for both the batch's own ids (replays) and the ids its events follow.
+            batch_ids = {event.client_event_id for event in events}
+            wanted = list(batch_ids | set(causation_ids(events)))
             rows = await db.fetch(
-                "SELECT client_event_id, fingerprint, decision::text FROM decisions"
+                "SELECT client_event_id, fingerprint, status, decision::text FROM decisions"
                 " WHERE subject = $1 AND client_event_id = ANY($2::uuid[])",
                 actor.subject,
-                [event.client_event_id for event in events],
+                wanted,
             )
             prior = {
-                row[0]: StoredDecision(fingerprint=bytes(row[1]), decision=_decode_decision(row[2])) for row in rows
+                row[0]: StoredDecision(fingerprint=bytes(row[1]), decision=_decode_decision(row[3]))
+                for row in rows
+                if row[0] in batch_ids
             }
-            rows = await db.fetch(
-                "SELECT client_event_id, status FROM decisions WHERE subject = $1 AND client_event_id = ANY($2::uuid[])",
-                actor.subject,
-                causation_ids(events),
-            )
-            causations = {row[0]: DecisionStatus(row[1]) for row in rows}
+            causations = {row[0]: DecisionStatus(row[2]) for row in rows}
 
             placeholders = iter(range(1, len(events) + 1))
             plan = plan_batch(
@@ -257,6 +257,25 @@ class PostgresStore:
             if not plan.decisions:
                 return plan.responses
 
+            # The projection needs no position, so it is written before the position lock is taken.
+            if plan.states:
+                states_written = list(plan.states.values())
+                await db.execute(
+                    "INSERT INTO work_orders_current (work_order_id, status, version, engineer_id, priority, site_id,"
+                    " updated_at, state) SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[],"
+                    " $5::text[], $6::text[], $7::timestamptz[], $8::json[])"
+                    " ON CONFLICT (work_order_id) DO UPDATE SET status = excluded.status, version = excluded.version,"
+                    " engineer_id = excluded.engineer_id, priority = excluded.priority, site_id = excluded.site_id,"
+                    " updated_at = excluded.updated_at, state = excluded.state",
+                    [state.work_order_id for state in states_written],
+                    [state.status.value for state in states_written],
+                    [state.version for state in states_written],
+                    [state.engineer_id for state in states_written],
+                    [state.priority.value for state in states_written],
+                    [state.site_id for state in states_written],
+                    [state.updated_at for state in states_written],
+                    [_text(state) for state in states_written],
+                )
             if plan.events:
                 # The counter row stays locked until commit: this is what orders positions by commit.
                 last = await db.fetchval(
@@ -264,28 +283,26 @@ class PostgresStore:
                     len(plan.events),
                 )
                 renumber_positions(plan, last - len(plan.events) + 1)
-                await db.executemany(
+                recorded = [item.event for item in plan.events]
+                await db.execute(
                     "INSERT INTO events (global_position, event_id, work_order_id, stream_version, type,"
                     " client_event_id, actor, actor_role, device_id, occurred_at, effective_time, recorded_at, event)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                    [
-                        (
-                            item.event.global_position,
-                            item.event.event_id,
-                            item.event.work_order_id,
-                            item.event.stream_version,
-                            item.event.type,
-                            item.event.client_event_id,
-                            item.event.actor,
-                            item.event.actor_role,
-                            item.event.device_id,
-                            item.event.occurred_at,
-                            item.event.effective_time,
-                            item.event.recorded_at,
-                            _text(item.event),
-                        )
-                        for item in plan.events
-                    ],
+                    " SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::uuid[],"
+                    " $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[],"
+                    " $13::json[])",
+                    [event.global_position for event in recorded],
+                    [event.event_id for event in recorded],
+                    [event.work_order_id for event in recorded],
+                    [event.stream_version for event in recorded],
+                    [event.type for event in recorded],
+                    [event.client_event_id for event in recorded],
+                    [event.actor for event in recorded],
+                    [event.actor_role for event in recorded],
+                    [event.device_id for event in recorded],
+                    [event.occurred_at for event in recorded],
+                    [event.effective_time for event in recorded],
+                    [event.recorded_at for event in recorded],
+                    [_text(event) for event in recorded],
                 )
                 audience = [
                     (engineer_id, item.event.global_position) for item in plan.events for engineer_id in item.audience
@@ -294,54 +311,32 @@ class PostgresStore:
                     await db.executemany(
                         "INSERT INTO event_audience (engineer_id, global_position) VALUES ($1, $2)", audience
                     )
-            await db.executemany(
+            decided = plan.decisions
+            await db.execute(
                 "INSERT INTO decisions (subject, client_event_id, fingerprint, work_order_id, type, status,"
                 " reason_code, actor_role, device_id, correlation_id, global_position, decided_at, proposal, decision)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                [
-                    (
-                        item.actor.subject,
-                        item.proposal.client_event_id,
-                        item.fingerprint,
-                        item.proposal.work_order_id,
-                        item.proposal.type,
-                        item.decision.status.value,
-                        item.decision.reason_code.value,
-                        item.actor.role.value,
-                        item.proposal.device_id,
-                        item.proposal.correlation_id,
-                        item.decision.global_position,
-                        item.decision.decided_at,
-                        _text(item.proposal),
-                        _text(item.decision),
-                    )
-                    for item in plan.decisions
-                ],
+                " SELECT * FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::text[], $5::text[], $6::text[],"
+                " $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::timestamptz[], $13::json[],"
+                " $14::json[])",
+                [item.actor.subject for item in decided],
+                [item.proposal.client_event_id for item in decided],
+                [item.fingerprint for item in decided],
+                [item.proposal.work_order_id for item in decided],
+                [item.proposal.type for item in decided],
+                [item.decision.status.value for item in decided],
+                [item.decision.reason_code.value for item in decided],
+                [item.actor.role.value for item in decided],
+                [item.proposal.device_id for item in decided],
+                [item.proposal.correlation_id for item in decided],
+                [item.decision.global_position for item in decided],
+                [item.decision.decided_at for item in decided],
+                [_text(item.proposal) for item in decided],
+                [_text(item.decision) for item in decided],
             )
-            if plan.states:
-                await db.executemany(
-                    "INSERT INTO work_orders_current (work_order_id, status, version, engineer_id, priority, site_id,"
-                    " updated_at, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                    " ON CONFLICT (work_order_id) DO UPDATE SET status = excluded.status, version = excluded.version,"
-                    " engineer_id = excluded.engineer_id, priority = excluded.priority, site_id = excluded.site_id,"
-                    " updated_at = excluded.updated_at, state = excluded.state",
-                    [
-                        (
-                            state.work_order_id,
-                            state.status.value,
-                            state.version,
-                            state.engineer_id,
-                            state.priority.value,
-                            state.site_id,
-                            state.updated_at,
-                            _text(state),
-                        )
-                        for state in plan.states.values()
-                    ],
-                )
-            await db.executemany(
-                "INSERT INTO work_order_timeline (work_order_id, entry) VALUES ($1, $2)",
-                [(entry.work_order_id, _text(entry)) for entry in plan.timeline],
+            await db.execute(
+                "INSERT INTO work_order_timeline (work_order_id, entry) SELECT * FROM unnest($1::text[], $2::json[])",
+                [entry.work_order_id for entry in plan.timeline],
+                [_text(entry) for entry in plan.timeline],
             )
         return plan.responses
 
