@@ -1,13 +1,15 @@
 """Event store on PostgreSQL through an asyncpg pool.
 
-A batch is one transaction with one lock round trip per step:
-transaction-level advisory locks serialise appends per stream (taken in key
-order, so two batches never deadlock), then states and earlier decisions
-are read, the batch is decided in Python, and the writes go out as
-`executemany` calls. Global positions come from a one-row counter that is
-updated last and stays locked until commit, so positions are assigned in
-commit order: a reader of `global_position > cursor` never skips an event
-that commits late, and a rolled-back batch leaves no hole.
+A batch is one transaction. Transaction-level advisory locks serialise
+appends per stream, taken in key order so the stream locks never deadlock.
+Then states and earlier decisions are read in one query, the batch is
+decided in Python, and each table is written with one `INSERT ... SELECT
+FROM unnest(...)` statement.
+
+Global positions come from a one-row counter that is updated after the
+projection upsert and stays locked until commit, so positions are assigned
+in commit order. A reader of `global_position > cursor` therefore never
+skips an event that commits late, and a rolled-back batch leaves no hole.
 """
 
 from __future__ import annotations
@@ -178,8 +180,8 @@ class PostgresStore:
         """Return a connection to the pool, logging a failed reset instead of raising it.
 
         asyncpg terminates a connection whose reset fails and then raises. The
-        work done on the connection stands, so a batch committed just before
-        PostgreSQL dropped the connection is still reported as decided.
+        work done on the connection is already committed, so a batch committed
+        just before PostgreSQL dropped the connection is still reported as decided.
         """
         try:
             await pool.release(connection)
@@ -203,8 +205,8 @@ class PostgresStore:
 
         A unique violation (the same `client_event_id` committed by a parallel
         request of the same subject) or a deadlock reruns the whole
-        transaction, which then finds the committed decision and replays it;
-        a conflict is never reported as success without a new decision.
+        transaction, which then finds the committed decision and replays it.
+        A conflict is never reported as success without a stored decision.
         """
         for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
             try:
@@ -236,12 +238,12 @@ class PostgresStore:
             states = await self._load_states(db, stream_ids)
             # One read for both the batch's own ids (replays) and the ids its events follow.
             batch_ids = {event.client_event_id for event in events}
-            wanted = list(batch_ids | set(causation_ids(events)))
+            lookup_ids = list(batch_ids | set(causation_ids(events)))
             rows = await db.fetch(
                 "SELECT client_event_id, fingerprint, status, decision::text FROM decisions"
                 " WHERE subject = $1 AND client_event_id = ANY($2::uuid[])",
                 actor.subject,
-                wanted,
+                lookup_ids,
             )
             prior = {
                 row[0]: StoredDecision(fingerprint=bytes(row[1]), decision=_decode_decision(row[3]))
