@@ -29,7 +29,7 @@ class Priority(str, enum.Enum):
 
 
 class HoldReason(str, enum.Enum):
-    """Why work on site is paused."""
+    """Reason for pausing work on site."""
 
     PARTS = "parts"
     CUSTOMER = "customer"

@@ -253,7 +253,7 @@ def _settle(dispatcher: DispatcherAgent, engineers: list[EngineerAgent]) -> None
         pending = dispatcher.client.pending_count() + sum(agent.client.pending_count() for agent in engineers)
         if pending == 0:
             break
-    # A last pull so every tablet holds the final state of its orders.
+    # A last pull so every tablet has the final state of its orders.
     for agent in engineers:
         agent.network.lost_response_rate = 0
         agent.sync()

@@ -2,9 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shared_schema import ChangesPage, RecordedEvent, WorkOrderState
 
 from .cursors import encode_cursor
+
+
+def work_order_filters(
+    placeholder: Callable[[int], str],
+    *,
+    status: str | None,
+    engineer_id: str | None,
+    priority: str | None,
+    after: str | None,
+) -> tuple[str, list[object]]:
+    """Build the WHERE clause and its parameters for the work-order list.
+
+    `placeholder(n)` renders the n-th parameter (1-based) in the driver's style.
+    """
+    clauses: list[str] = []
+    params: list[object] = []
+    for column, operator, value in (
+        ("status", "=", status),
+        ("engineer_id", "=", engineer_id),
+        ("priority", "=", priority),
+        ("work_order_id", ">", after),
+    ):
+        if value is not None:
+            params.append(value)
+            clauses.append(f"{column} {operator} {placeholder(len(params))}")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return where, params
 
 
 def work_order_page(rows: list[WorkOrderState], limit: int) -> tuple[list[WorkOrderState], str | None]:

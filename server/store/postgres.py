@@ -38,7 +38,7 @@ from shared_schema import (
 from ..ingest import StoredDecision, causation_ids, plan_batch, renumber_positions
 from .errors import SchemaOutdated, StoreError, StoreUnavailable
 from .migrations import latest_version, postgres_migrations
-from .pages import changes_page, work_order_page
+from .pages import changes_page, work_order_filters, work_order_page
 
 log = structlog.get_logger("csdp.store")
 T = TypeVar("T")
@@ -369,16 +369,9 @@ class PostgresStore:
         limit: int = 100,
     ) -> tuple[list[WorkOrderState], str | None]:
         """Page through orders sorted by id; the second value is the cursor of the next page."""
-        clauses: list[str] = []
-        params: list[object] = []
-        for column, value in (("status", status), ("engineer_id", engineer_id), ("priority", priority)):
-            if value is not None:
-                params.append(value)
-                clauses.append(f"{column} = ${len(params)}")
-        if after is not None:
-            params.append(after)
-            clauses.append(f"work_order_id > ${len(params)}")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = work_order_filters(
+            lambda number: f"${number}", status=status, engineer_id=engineer_id, priority=priority, after=after
+        )
         params.append(limit + 1)
         sql = f"SELECT state::text FROM work_orders_current {where} ORDER BY work_order_id LIMIT ${len(params)}"
 

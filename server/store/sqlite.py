@@ -34,7 +34,7 @@ from shared_schema import (
 
 from ..ingest import StoredDecision, causation_ids, plan_batch
 from .errors import SchemaOutdated, StoreError, StoreUnavailable
-from .pages import changes_page, work_order_page
+from .pages import changes_page, work_order_filters, work_order_page
 
 SCHEMA_VERSION = 1
 T = TypeVar("T")
@@ -353,16 +353,9 @@ class SQLiteStore:
         limit: int = 100,
     ) -> tuple[list[WorkOrderState], str | None]:
         """Page through orders sorted by id; the second value is the cursor of the next page."""
-        clauses: list[str] = []
-        params: list[object] = []
-        for column, value in (("status", status), ("engineer_id", engineer_id), ("priority", priority)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if after is not None:
-            clauses.append("work_order_id > ?")
-            params.append(after)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = work_order_filters(
+            lambda _: "?", status=status, engineer_id=engineer_id, priority=priority, after=after
+        )
         sql = f"SELECT state FROM work_orders_current {where} ORDER BY work_order_id LIMIT ?"
 
         def read(db: sqlite3.Connection) -> list[WorkOrderState]:
