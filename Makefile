@@ -5,13 +5,16 @@ PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test fleet clean
+.PHONY: install serve test fleet clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+## Create .venv with the project and its development extras, and nothing else.
+install: $(STAMP)
 
 ## Run the server on 127.0.0.1:8080 over ./var/csdp.sqlite3 with demo data.
 serve: $(STAMP)

@@ -32,7 +32,9 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port to listen on.")
 @click.option("--var-dir", type=click.Path(path_type=Path), help="Folder for the database and keys [env: CSDP_VAR_DIR].")
-@click.option("--database-url", help="Store location, sqlite:///PATH [env: CSDP_DATABASE_URL].")
+@click.option(
+    "--database-url", help="Store location, sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE [env: CSDP_DATABASE_URL]."
+)
 @click.option("--demo", is_flag=True, help="Load a small demo catalog and open orders into an empty store.")
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def serve(

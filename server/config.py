@@ -45,6 +45,14 @@ class Settings:
         if url.startswith("sqlite:///"):
             return "sqlite"
         if url.startswith(("postgresql://", "postgres://")):
+            # Without a database name libpq falls back to the OS user's database,
+            # which would put the schema somewhere nobody named.
+            path = url.split("://", 1)[1].split("?", 1)[0]
+            if "/" not in path or not path.split("/", 1)[1]:
+                raise ConfigError(
+                    f"CSDP_DATABASE_URL={_redact(url)!r} is invalid: it names no database; "
+                    "expected postgresql://USER@HOST:PORT/DATABASE"
+                )
             return "postgresql"
         raise ConfigError(
             f"CSDP_DATABASE_URL={_redact(url)!r} is invalid: expected sqlite:///PATH or "

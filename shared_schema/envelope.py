@@ -8,13 +8,13 @@ from typing import Annotated, Any, Union
 
 import msgspec
 
-from .payloads import EVENT_PAYLOADS, Identifier, Payload
+from .payloads import EVENT_PAYLOADS, NO_NUL, Identifier, Payload
 
 SCHEMA_VERSION = 1
 
 AwareDatetime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 Version = Annotated[int, msgspec.Meta(ge=0)]
-CorrelationId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+CorrelationId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
 class ProposedEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -27,7 +27,7 @@ class ProposedEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     client_event_id: uuid.UUID
     work_order_id: Identifier
-    type: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
     payload: dict[str, Any] = {}
     occurred_at: AwareDatetime
     base_version: Version

@@ -12,9 +12,11 @@ from typing import Annotated
 
 import msgspec
 
-NonEmptyText = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# PostgreSQL text columns cannot store the NUL character, and no field needs it.
+NO_NUL = r"^[^\x00]*$"
+NonEmptyText = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 LongText = Annotated[str, msgspec.Meta(max_length=10_000)]
-Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
 Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 AwareDatetime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 

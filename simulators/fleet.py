@@ -44,8 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed; the same seed repeats the same run")
-    parser.add_argument("--engineers", type=_positive, default=8, help="number of engineer tablets (default 8)")
-    parser.add_argument("--orders", type=_positive, default=60, help="number of work orders to create (default 60)")
+    parser.add_argument("--engineers", type=_positive, default=8, help="number of engineer tablets")
+    parser.add_argument("--orders", type=_positive, default=60, help="number of work orders to create")
     parser.add_argument("--max-ticks", type=_positive, default=3000, help="upper bound on simulation steps")
     parser.add_argument("--offline-probability", type=_probability, default=0.05, help="chance per tick that a tablet goes offline")
     parser.add_argument("--max-offline-ticks", type=_positive, default=12, help="maximum length of an offline window, in ticks")
@@ -106,7 +106,11 @@ def run(args: argparse.Namespace) -> dict:
     database_url = None
     if args.database_url and not args.server_url:
         schema = f"fleet_{args.seed}_{uuid.uuid4().hex[:8]}"
-        database_url = create_schema(args.database_url, schema)
+        try:
+            database_url = create_schema(args.database_url, schema)
+        except SystemExit:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
     server = None if args.server_url else ServerProcess(var_dir, database_url=database_url)
     if server is not None:
         try:
@@ -149,6 +153,7 @@ def run(args: argparse.Namespace) -> dict:
                     decisions[f"{entry.decision.status.value}:{entry.decision.reason_code.value}"] += 1
         summary = {
             "seed": args.seed,
+            "store": "postgresql" if database_url else ("external server" if args.server_url else "sqlite"),
             "engineers": args.engineers,
             "orders": args.orders,
             "ticks": ticks,
@@ -169,9 +174,12 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         if server is not None:
             server.stop()
-        if schema is not None:
+        keep = args.keep_files or not succeeded
+        if schema is not None and not keep:
             drop_schema(args.database_url, schema)
-        if args.keep_files or not succeeded:
+        elif schema is not None:
+            print(f"schema of this run: {schema} in {args.database_url}", file=sys.stderr)
+        if keep:
             print(f"files of this run: {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -181,7 +189,10 @@ def create_schema(database_url: str, schema: str) -> str:
     """Create a schema for one run and return the URL that selects it."""
     if not database_url.startswith(("postgresql://", "postgres://")):
         raise SystemExit(f"--database-url {database_url!r} is invalid: expected postgresql://USER@HOST:PORT/DATABASE")
-    asyncio.run(_execute(database_url, f"CREATE SCHEMA {schema}"))
+    try:
+        asyncio.run(_execute(database_url, f"CREATE SCHEMA {schema}"))
+    except (OSError, ValueError, asyncpg.PostgresError) as exc:
+        raise SystemExit(f"--database-url {database_url!r} is not usable: {exc}") from None
     separator = "&" if "?" in database_url else "?"
     return f"{database_url}{separator}search_path={schema}"
 
@@ -261,7 +272,10 @@ def _settle(dispatcher: DispatcherAgent, engineers: list[EngineerAgent]) -> None
 
 def print_summary(summary: dict) -> None:
     console = Console()
-    table = Table(title=f"Invariants (seed {summary['seed']}, {summary['engineers']} engineers, {summary['orders']} orders)")
+    table = Table(
+        title=f"Invariants (seed {summary['seed']}, {summary['engineers']} engineers, "
+        f"{summary['orders']} orders, {summary['store']})"
+    )
     table.add_column("invariant")
     table.add_column("holds")
     for name, holds in summary["invariants"].items():

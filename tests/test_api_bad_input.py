@@ -381,3 +381,38 @@ def test_empty_subject_token_401(live_server):
 
     assert response.status_code == 401
     assert "sub claim ' ' must be a non-empty string" in response.json()["message"]
+
+
+def test_nul_in_envelope_field_422(dispatcher):
+    body = {"events": [created("wo\u00001")]}
+
+    response = dispatcher.post("/v1/events", json=body)
+
+    assert response.status_code == 422
+    assert response.json()["field"] == "$.events[0].work_order_id"
+    assert response.json()["value"] == "wo\u00001"
+
+
+def test_nul_in_payload_rejected(dispatcher):
+    post_batch(dispatcher, [created("wo-nul")])
+    proposal = event("wo-nul", "assigned", 1, {"engineer_id": "e\u000017"})
+
+    decision = post_batch(dispatcher, [proposal])[0]
+
+    assert decision["status"] == "REJECTED"
+    assert decision["reason_code"] == "invalid_payload"
+    assert "$.payload.engineer_id" in decision["message"]
+
+
+def test_nul_in_path_not_found(dispatcher):
+    response = dispatcher.get("/v1/work-orders/wo%001")
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_nul_in_query_422(dispatcher):
+    response = dispatcher.get("/v1/work-orders", params={"engineer_id": "e\u000017"})
+
+    assert response.status_code == 422
+    assert response.json()["field"] == "engineer_id"

@@ -144,8 +144,14 @@ def test_serve_public_host_rejected(tmp_path, host):
         ("CSDP_MAX_BATCH_EVENTS", "0", "CSDP_MAX_BATCH_EVENTS='0' is invalid: expected a whole number greater than 0"),
         ("CSDP_DEV_AUTH", "maybe", "CSDP_DEV_AUTH='maybe' is invalid: expected true or false"),
         ("CSDP_DATABASE_URL", "mysql://db/csdp", "CSDP_DATABASE_URL='mysql://db/csdp' is invalid: expected sqlite:///PATH"),
+        ("CSDP_DATABASE_URL", "postgresql://", "CSDP_DATABASE_URL='postgresql://' is invalid: it names no database"),
+        (
+            "CSDP_DATABASE_URL",
+            "postgresql://postgres@127.0.0.1:5432",
+            "CSDP_DATABASE_URL='postgresql://postgres@127.0.0.1:5432' is invalid: it names no database",
+        ),
     ],
-    ids=["batch text", "batch zero", "dev auth", "database url"],
+    ids=["batch text", "batch zero", "dev auth", "database url", "no database", "no database path"],
 )
 def test_serve_bad_setting_rejected(tmp_path, variable, value, message):
     result = run_csdp(tmp_path / "var", "serve", "--port", str(free_port()), **{variable: value})
@@ -240,3 +246,13 @@ def test_token_reports_new_key(tmp_path):
 
     assert "Created a new development key at" in first.stderr
     assert second.stderr == ""
+
+
+@pytest.mark.parametrize("port", ["notaport", "99999"])
+def test_serve_malformed_port_rejected(tmp_path, port):
+    url = f"postgresql://postgres@127.0.0.1:{port}/csdp"
+    result = run_csdp(tmp_path / "var", "serve", "--port", str(free_port()), CSDP_DATABASE_URL=url)
+
+    assert result.returncode == 1
+    assert "is invalid" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -113,3 +113,12 @@ def test_fleet_rejects_foreign_server_key(tmp_path, live_server):
 
     assert result.returncode == 1
     assert "returned HTTP 401 to the simulator's token" in result.stderr
+
+
+def test_fleet_unreachable_database_message(tmp_path):
+    url = "postgresql://postgres@127.0.0.1:9/nowhere"
+    result = run_fleet("--database-url", url)
+
+    assert result.returncode == 1
+    assert f"--database-url '{url}' is not usable" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -176,7 +176,7 @@ def test_newer_schema_raises(tmp_path):
 
     outdated_store = SQLiteStore(path)
 
-    with pytest.raises(SchemaOutdated, match="has schema version 2, this server needs 1"):
+    with pytest.raises(SchemaOutdated, match="has schema version 2, newer than this server's 1"):
         asyncio.run(outdated_store.open())
     with pytest.raises(StoreUnavailable, match="is closed"):
         asyncio.run(outdated_store.count_events())

@@ -71,6 +71,8 @@ def check_query_names(request: Request, allowed: set[str]) -> None:
                 value=request.query_params.get(name),
             )
         values = request.query_params.getall(name)
+        if any("\x00" in value for value in values):
+            raise InvalidField(f"query parameter {name} contains a NUL character", field=name, value=values[0])
         if len(values) > 1:
             raise InvalidField(f"query parameter {name} is given {len(values)} times; give it once", field=name, value=values)
 

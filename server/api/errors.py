@@ -15,7 +15,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from ..store.errors import StoreError, StoreUnavailable
+from ..store.errors import InvalidValue, StoreError, StoreUnavailable
 
 log = structlog.get_logger("csdp.api")
 
@@ -169,12 +169,17 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
 
 
 def handle_store_error(request: Request, exc: StoreError) -> Response:
+    """Answer store failures without exposing connection details, which go to the log instead."""
     log.error("store_error", error=str(exc), path=request.url.path, correlation_id=_correlation(request))
-    retry = isinstance(exc, StoreUnavailable)
-    body = {"error": "service_unavailable" if retry else "store_error", "message": f"{exc}; retry the request"}
-    response = _json_response(request, 503, body)
-    response.headers["Retry-After"] = "1"
-    return response
+    if isinstance(exc, InvalidValue):
+        return _json_response(request, 422, {"error": "invalid_field", "message": f"the database rejected a value: {exc}"})
+    if isinstance(exc, StoreUnavailable):
+        body = {"error": "service_unavailable", "message": "the database is unavailable; retry the request"}
+        response = _json_response(request, 503, body)
+        response.headers["Retry-After"] = "1"
+        return response
+    body = {"error": "internal_error", "message": "the database failed to process the request; it was logged"}
+    return _json_response(request, 500, body)
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:

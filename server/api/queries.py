@@ -36,7 +36,8 @@ async def list_work_orders(request: Request, actor: CurrentActor) -> WorkOrderPa
 
 
 async def _visible_order(request: Request, actor: Actor, work_order_id: str) -> WorkOrderState:
-    state = await store_of(request).get_work_order(work_order_id)
+    # No stored id contains NUL, and PostgreSQL cannot even compare text with it.
+    state = None if "\x00" in work_order_id else await store_of(request).get_work_order(work_order_id)
     scope = engineer_scope(actor)
     # An engineer gets the same 404 for an order of someone else as for a missing one,
     # so order ids cannot be probed.

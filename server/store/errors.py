@@ -11,3 +11,20 @@ class StoreUnavailable(StoreError):
 
 class SchemaOutdated(StoreError):
     """The database schema is older or newer than this server's."""
+
+
+class InvalidValue(StoreError):
+    """The database rejected a value sent by the client (for example a character it cannot store)."""
+
+
+def schema_mismatch(database: str, found: int, expected: int) -> str:
+    """Describe a schema version mismatch with the step that fixes it."""
+    if found > expected:
+        return (
+            f"database {database} has schema version {found}, newer than this server's {expected}; "
+            "upgrade the server to the release that wrote it"
+        )
+    return (
+        f"database {database} has schema version {found}, this server needs {expected}; "
+        "run `csdp migrate` with the same database URL"
+    )

@@ -36,7 +36,7 @@ from shared_schema import (
 )
 
 from ..ingest import StoredDecision, causation_ids, plan_batch, renumber_positions
-from .errors import SchemaOutdated, StoreError, StoreUnavailable
+from .errors import InvalidValue, SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
 from .migrations import latest_version, postgres_migrations
 from .pages import changes_page, work_order_filters, work_order_page
 
@@ -103,15 +103,15 @@ class PostgresStore:
         except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
             # A PostgresError here means PostgreSQL rejected the connection, for example a missing database.
             raise StoreUnavailable(f"cannot connect to PostgreSQL at {self.description}: {exc}") from exc
+        except (ValueError, OverflowError) as exc:
+            # asyncpg parses the URL only now: a port that is not a number or out of range, a broken host.
+            raise StoreError(f"CSDP_DATABASE_URL {self.description} is invalid: {exc}") from exc
         try:
             if migrate:
                 await self.migrate()
             version = await self.schema_version()
             if version != latest_version():
-                raise SchemaOutdated(
-                    f"database {self.description} has schema version {version}, this server needs "
-                    f"{latest_version()}; run `csdp migrate` with the same CSDP_DATABASE_URL"
-                )
+                raise SchemaOutdated(schema_mismatch(self.description, version, latest_version()))
         except BaseException:
             await self.close()
             raise
@@ -171,6 +171,9 @@ class PostgresStore:
             yield connection
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL at {self.description} is unavailable: {exc}") from exc
+        except asyncpg.DataError as exc:
+            # SQLSTATE class 22: a value the database cannot take, such as a NUL character in text.
+            raise InvalidValue(f"{exc} (SQLSTATE {exc.sqlstate})") from exc
         except asyncpg.PostgresError as exc:
             raise StoreError(f"PostgreSQL failed with SQLSTATE {exc.sqlstate}: {exc}") from exc
         finally:

@@ -33,7 +33,7 @@ from shared_schema import (
 )
 
 from ..ingest import StoredDecision, causation_ids, plan_batch
-from .errors import SchemaOutdated, StoreError, StoreUnavailable
+from .errors import SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
 from .pages import changes_page, work_order_filters, work_order_page
 
 SCHEMA_VERSION = 1
@@ -98,9 +98,7 @@ class SQLiteStore:
             if version == 0 and migrate:
                 version = self._create_schema(connection)
             if version != SCHEMA_VERSION:
-                raise SchemaOutdated(
-                    f"database {self.path} has schema version {version}, this server needs {SCHEMA_VERSION}"
-                )
+                raise SchemaOutdated(schema_mismatch(self.description, version, SCHEMA_VERSION))
         except BaseException:
             # A store that failed to open stays closed, so no query runs on a half-set-up connection
             # or against a foreign schema.
