@@ -46,7 +46,7 @@ class Settings:
             return "sqlite"
         if url.startswith(("postgresql://", "postgres://")):
             # Without a database name libpq falls back to the OS user's database,
-            # which would put the schema somewhere nobody named.
+            # which would put the schema into a database the URL does not name.
             path = url.split("://", 1)[1].split("?", 1)[0]
             if "/" not in path or not path.split("/", 1)[1]:
                 raise ConfigError(

@@ -25,7 +25,7 @@ from .work_order import WorkOrderState, apply_event
 
 
 class Actor(msgspec.Struct, frozen=True, kw_only=True):
-    """Who proposes an event, taken from the verified token."""
+    """Proposer of an event, taken from the verified token."""
 
     subject: str
     role: Role

@@ -52,7 +52,7 @@ class DecisionBatch(msgspec.Struct):
 class ChangesPage(msgspec.Struct, kw_only=True):
     """One page of `GET /v1/sync/changes`.
 
-    `work_orders` holds the current state of every order touched by `events`
+    `work_orders` contains the current state of every order touched by `events`
     that the caller may see, so a device can start from a snapshot without
     the stream's earlier events. `revoked` lists the orders touched by
     `events` that the caller may no longer see (an engineer's order that was

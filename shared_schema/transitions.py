@@ -1,9 +1,9 @@
 """The work-order state machine as data.
 
-Each row says: in `from_state`, an event of `event_type` moves the order to
-`to_state` (None: the state stays), may be recorded by `roles`, and when
+In each row, an event of `event_type` in `from_state` moves the order to
+`to_state` (None keeps the state) and may be recorded by `roles`. When
 `assigned_engineer_only` is set, an engineer must be the order's assignee.
-`from_state` None stands for "the order does not exist yet".
+A `from_state` of None means the order does not exist yet.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from .states import WorkOrderStatus
 class WorkOrderState(msgspec.Struct, kw_only=True):
     """Current state of one work order stream.
 
-    The `*_version` fields remember at which stream version the assignment last
-    changed, or the order was cancelled or closed, so that a stale proposal can
-    be told what happened after its `base_version`.
+    The `*_version` fields record the stream version at which the assignment
+    last changed, or the order was cancelled or closed, so that the decision on
+    a stale proposal can name what happened after its `base_version`.
     """
 
     work_order_id: str

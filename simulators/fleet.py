@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+
+    # The fleet and its behaviour.
     parser.add_argument("--seed", type=int, default=1, help="random seed; the same seed repeats the same run")
     parser.add_argument("--engineers", type=_positive, default=8, help="number of engineer tablets")
     parser.add_argument("--orders", type=_positive, default=60, help="number of work orders to create")
@@ -52,16 +54,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lost-response-rate", type=_probability, default=0.05, help="share of POSTs whose response is lost after commit")
     parser.add_argument("--reassign-probability", type=_probability, default=0.03, help="chance per tick and open order of a reassignment")
     parser.add_argument("--cancel-probability", type=_probability, default=0.01, help="chance per tick and open order of a cancellation")
+
+    # Where the server runs.
     parser.add_argument(
         "--database-url",
         default=os.environ.get("CSDP_DATABASE_URL") or None,
-        help="PostgreSQL database for the started server, e.g. postgresql://postgres@127.0.0.1:5432/postgres "
-        "(default: CSDP_DATABASE_URL, else a fresh SQLite file); the run uses a new schema in it and drops it at the end",
+        help="PostgreSQL database for the started server, e.g. postgresql://postgres@127.0.0.1:5432/csdp, "
+        "taken from CSDP_DATABASE_URL when set; without it the server uses a fresh SQLite file. The run uses a new "
+        "schema in that database and drops it at the end, unless the run fails or --keep-files is set",
     )
     parser.add_argument("--server-url", help="use a running server instead of starting one; needs --var-dir of that server")
-    parser.add_argument("--var-dir", type=Path, help="server folder with the development key (default: a new temporary folder)")
+    parser.add_argument("--var-dir", type=Path, help="server folder with the development key; a new temporary folder when not given")
+
+    # Output.
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
-    parser.add_argument("--keep-files", action="store_true", help="keep the tablets' SQLite files and the server folder")
+    parser.add_argument("--keep-files", action="store_true", help="keep the tablets' SQLite files, the server folder and the PostgreSQL schema")
+
     args = parser.parse_args(argv)
     if args.server_url:
         if args.var_dir is None:
@@ -151,9 +159,15 @@ def run(args: argparse.Namespace) -> dict:
             for entry in device.client.outbox():
                 if entry.decision is not None:
                     decisions[f"{entry.decision.status.value}:{entry.decision.reason_code.value}"] += 1
+        if args.server_url:
+            store = "external server"
+        elif database_url:
+            store = "postgresql"
+        else:
+            store = "sqlite"
         summary = {
             "seed": args.seed,
-            "store": "postgresql" if database_url else ("external server" if args.server_url else "sqlite"),
+            "store": store,
             "engineers": args.engineers,
             "orders": args.orders,
             "ticks": ticks,

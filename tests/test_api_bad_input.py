@@ -71,7 +71,7 @@ def valid_event(**fields: Any) -> dict[str, Any]:
 
 
 def invalid_envelope(case_id: str, field: str, sent: Any, reported: Any = ABSENT) -> tuple:
-    """Build a case where one envelope field of one event holds `sent`, expected back as `reported`."""
+    """Build a case where one envelope field of one event is `sent`, expected back as `reported`."""
     expected = sent if reported is ABSENT else reported
     return (case_id, batch(valid_event(**{field: sent})), 422, "invalid_field", f"$.events[0].{field}", expected)
 

@@ -27,6 +27,7 @@ from sdk_helpers import FIELD_FLOW, Tablets, record_flow
 from client_sdk import SyncClient
 from client_sdk.store import OutboxEntry
 from server.store import PostgresStore, SchemaOutdated, StoreUnavailable
+from server.store.errors import InvalidValue
 from shared_schema import Actor, ProposedEvent, Role
 
 TERMINATE_BACKENDS = (
@@ -780,3 +781,14 @@ def test_ready_reports_event_count(api):
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "events": 2}
 
+
+
+async def test_nul_value_is_invalid_value(empty_schema_url):
+    store = PostgresStore(empty_schema_url)
+    await store.open(migrate=True)
+    try:
+        with pytest.raises(InvalidValue, match="SQLSTATE 22021"):
+            await store.get_work_order("wo\x001")
+        assert await store.count_events() == 0
+    finally:
+        await store.close()

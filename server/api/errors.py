@@ -1,7 +1,7 @@
 """HTTP error family and the handlers that turn exceptions into JSON bodies.
 
 Every client mistake becomes a 4xx whose body names the field and the value
-at fault; only a failure of the server itself becomes a 5xx.
+at fault. Only a failure of the server or its database becomes a 5xx.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
 
 
 def handle_store_error(request: Request, exc: StoreError) -> Response:
-    """Answer store failures without exposing connection details, which go to the log instead."""
+    """Convert a store failure into a response without connection details, which go to the log instead."""
     log.error("store_error", error=str(exc), path=request.url.path, correlation_id=_correlation(request))
     if isinstance(exc, InvalidValue):
         return _json_response(request, 422, {"error": "invalid_field", "message": f"the database rejected a value: {exc}"})
