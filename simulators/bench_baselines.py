@@ -78,7 +78,7 @@ CREATE TABLE plain_events (
 )
 """
 
-# The SQLite counterpart, with the column types of server/store/sqlite_schema.sql.
+# The SQLite counterpart, with the column types of server/store/migrations/sqlite_0001_initial.sql.
 PLAIN_EVENTS_SQLITE = """
 CREATE TABLE plain_events (
     global_position INTEGER PRIMARY KEY,

@@ -28,6 +28,10 @@ from client_sdk import SyncClient
 from client_sdk.store import OutboxEntry
 from server.store import PostgresStore, SchemaOutdated, StoreUnavailable
 from server.store.errors import InvalidValue
+from server.store.audit import AuditQuery
+from server.store.migrations import latest_version, postgres_migrations
+
+LATEST = latest_version("postgres")
 from shared_schema import Actor, ProposedEvent, Role
 
 TERMINATE_BACKENDS = (
@@ -690,7 +694,7 @@ async def test_empty_schema_needs_migration(empty_schema_url):
     with pytest.raises(SchemaOutdated, match="run `csdp migrate`") as failure:
         await store.open()
 
-    assert "has schema version 0, this server needs 1" in str(failure.value)
+    assert f"has schema version 0, this server needs {LATEST}" in str(failure.value)
     with pytest.raises(StoreUnavailable, match="is closed"):
         await store.count_events()
 
@@ -714,19 +718,19 @@ async def test_empty_migration_table_outdated(empty_schema_url):
     with pytest.raises(SchemaOutdated, match="run `csdp migrate`") as failure:
         await PostgresStore(empty_schema_url).open()
 
-    assert "has schema version 0, this server needs 1" in str(failure.value)
+    assert f"has schema version 0, this server needs {LATEST}" in str(failure.value)
 
 
 async def test_newer_schema_rejected(empty_schema_url):
     store = PostgresStore(empty_schema_url)
     await store.open(migrate=True)
     await store.close()
-    await query(empty_schema_url, "INSERT INTO schema_migrations (version, applied_at) VALUES (2, now())")
+    await query(empty_schema_url, f"INSERT INTO schema_migrations (version, applied_at) VALUES ({LATEST + 1}, now())")
 
     with pytest.raises(SchemaOutdated, match="upgrade the server") as failure:
         await PostgresStore(empty_schema_url).open(migrate=True)
 
-    assert "has schema version 2, newer than this server's 1" in str(failure.value)
+    assert f"has schema version {LATEST + 1}, newer than this server's {LATEST}" in str(failure.value)
     assert "csdp migrate" not in str(failure.value)
 
 
@@ -747,9 +751,9 @@ async def test_migrate_twice_is_idempotent(live_server, api):
 
     assert first == []
     assert second == []
-    assert version == 1
+    assert version == LATEST
     assert events == 2
-    assert [row[0] for row in applied] == [1]
+    assert [row[0] for row in applied] == list(range(1, LATEST + 1))
     assert [row[0] for row in counter] == [2]
     assert post_batch(api("dispatcher", "d-1"), [created("wo-2")])[0]["global_position"] == 3
 
@@ -766,9 +770,9 @@ async def test_parallel_migrations_apply_once(empty_schema_url):
     applied = await query(empty_schema_url, "SELECT version FROM schema_migrations")
     counter = await query(empty_schema_url, "SELECT last_position FROM position_counter")
 
-    assert versions == [1, 1, 1, 1]
+    assert versions == [LATEST] * 4
     assert repeated == [[], [], [], []]
-    assert [row[0] for row in applied] == [1]
+    assert [row[0] for row in applied] == list(range(1, LATEST + 1))
     assert [row[0] for row in counter] == [0]
 
 
@@ -792,3 +796,32 @@ async def test_nul_value_is_invalid_value(empty_schema_url):
         assert await store.count_events() == 0
     finally:
         await store.close()
+
+
+async def test_migrate_from_first_version(empty_schema_url):
+    first_version = postgres_migrations()[0][1]
+    connection = await asyncpg.connect(empty_schema_url)
+    try:
+        await connection.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+        )
+        await connection.execute(first_version)
+        await connection.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (1, now())")
+        await connection.execute("INSERT INTO engineers (engineer_id, name) VALUES ('e-17', 'Ada')")
+    finally:
+        await connection.close()
+    store = PostgresStore(empty_schema_url)
+
+    with pytest.raises(SchemaOutdated, match=f"has schema version 1, this server needs {LATEST}"):
+        await store.open()
+    await store.open(migrate=True)
+    try:
+        page = await store.audit(AuditQuery())
+        version = await store.schema_version()
+    finally:
+        await store.close()
+    engineers = await query(empty_schema_url, "SELECT engineer_id FROM engineers")
+
+    assert version == LATEST
+    assert page.items == []
+    assert [row[0] for row in engineers] == ["e-17"]

@@ -15,6 +15,10 @@ from conftest import LiveServer, start_server, stop_server
 
 from server.config import Settings
 from server.store import SchemaOutdated, SQLiteStore, StoreUnavailable
+from server.store.audit import AuditQuery
+from server.store.migrations import latest_version, migrations
+
+LATEST = latest_version("sqlite")
 
 
 @pytest.fixture
@@ -171,12 +175,12 @@ def test_newer_schema_raises(tmp_path):
     asyncio.run(store.open())
     asyncio.run(store.close())
     with sqlite3.connect(path) as connection:
-        connection.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (2, '2030-01-01')")
+        connection.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, '2030-01-01')", (LATEST + 1,))
     connection.close()
 
     outdated_store = SQLiteStore(path)
 
-    with pytest.raises(SchemaOutdated, match="has schema version 2, newer than this server's 1"):
+    with pytest.raises(SchemaOutdated, match=f"has schema version {LATEST + 1}, newer than this server's {LATEST}"):
         asyncio.run(outdated_store.open())
     with pytest.raises(StoreUnavailable, match="is closed"):
         asyncio.run(outdated_store.count_events())
@@ -201,7 +205,7 @@ def test_concurrent_first_open_creates_schema_once(tmp_path):
         with sqlite3.connect(path) as connection:
             versions = connection.execute("SELECT version FROM schema_migrations").fetchall()
         connection.close()
-        assert versions == [(1,)]
+        assert versions == [(version,) for version in range(1, LATEST + 1)]
 
 
 def test_parallel_batches_get_gapless_positions(api):
@@ -255,3 +259,37 @@ def test_demo_loads_once(tmp_path):
             stop_server(server, thread)
 
         assert ready == {"status": "ready", "events": 5}
+
+
+def test_older_file_migrated_on_open(tmp_path):
+    path = tmp_path / "csdp.sqlite3"
+    first_version = migrations("sqlite")[0][1]
+    with sqlite3.connect(path) as connection:
+        connection.executescript(first_version)
+        connection.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (1, '2026-01-01')")
+        connection.execute("INSERT INTO engineers (engineer_id, name) VALUES ('e-17', 'Ada')")
+    connection.close()
+
+    store = SQLiteStore(path)
+    asyncio.run(store.open())
+    page = asyncio.run(store.audit(AuditQuery()))
+    asyncio.run(store.close())
+
+    with sqlite3.connect(path) as connection:
+        versions = [row[0] for row in connection.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        engineers = connection.execute("SELECT engineer_id FROM engineers").fetchall()
+    connection.close()
+    assert versions == list(range(1, LATEST + 1))
+    assert engineers == [("e-17",)]
+    assert page.items == []
+
+
+def test_older_file_not_migrated_without_permission(tmp_path):
+    path = tmp_path / "csdp.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.executescript(migrations("sqlite")[0][1])
+        connection.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (1, '2026-01-01')")
+    connection.close()
+
+    with pytest.raises(SchemaOutdated, match=f"has schema version 1, this server needs {LATEST}"):
+        asyncio.run(SQLiteStore(path).open(migrate=False))

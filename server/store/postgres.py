@@ -37,6 +37,7 @@ from shared_schema import (
 
 from ..ingest import StoredDecision, causation_ids, plan_batch, renumber_positions
 from .errors import InvalidValue, SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
+from .audit import AuditPage, AuditQuery, DeniedRequest, audit_page, audit_select, audit_where
 from .migrations import latest_version, postgres_migrations
 from .pages import changes_page, work_order_filters, work_order_page
 
@@ -422,6 +423,40 @@ class PostgresStore:
             return changes_page(events, states, position=position, limit=limit, engineer_id=engineer_id)
 
         return await self._with_connection(read)
+
+    # -- audit ---------------------------------------------------------------
+
+    async def record_denied_requests(self, denied: list[DeniedRequest]) -> None:
+        """Append denied requests with one statement."""
+        if not denied:
+            return
+        columns = [
+            [getattr(item, name) for item in denied]
+            for name in (
+                "denied_at", "subject", "subject_verified", "role", "device_id", "correlation_id",
+                "method", "path", "status_code", "reason", "message",
+            )
+        ]
+        await self._with_connection(
+            lambda db: db.execute(
+                "INSERT INTO denied_requests (denied_at, subject, subject_verified, role, device_id, correlation_id,"
+                " method, path, status_code, reason, message)"
+                " SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::boolean[], $4::text[], $5::text[],"
+                " $6::text[], $7::text[], $8::text[], $9::integer[], $10::text[], $11::text[])",
+                *columns,
+            )
+        )
+
+    async def audit(self, query: AuditQuery) -> AuditPage:
+        """Page through decisions and denied requests in time order."""
+        where, params = audit_where(query, lambda n: f"${n}", lambda value: value)
+        select = audit_select(true="TRUE", text_of=lambda column: f"{column}::text")
+        sql = f"SELECT * FROM ({select}) AS audit {where} ORDER BY at, kind, id LIMIT ${len(params) + 1}"
+
+        async def read(db: asyncpg.Connection) -> list[asyncpg.Record]:
+            return await db.fetch(sql, *params, query.limit + 1)
+
+        return audit_page(await self._with_connection(read), query.limit)
 
     async def count_events(self) -> int:
         return await self._with_connection(lambda db: db.fetchval("SELECT count(*) FROM events"))

@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,10 +32,12 @@ from shared_schema import (
 )
 
 from ..ingest import StoredDecision, causation_ids, plan_batch
+from .migrations import latest_version, migrations
+from .audit import AuditPage, AuditQuery, DeniedRequest, audit_page, audit_select, audit_where
 from .errors import SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
 from .pages import changes_page, work_order_filters, work_order_page
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = latest_version("sqlite")
 T = TypeVar("T")
 
 _encode = msgspec.json.encode
@@ -95,8 +96,8 @@ class SQLiteStore:
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA foreign_keys = ON")
             version = self._schema_version(connection)
-            if version == 0 and migrate:
-                version = self._create_schema(connection)
+            if version < SCHEMA_VERSION and migrate:
+                version = self._migrate(connection)
             if version != SCHEMA_VERSION:
                 raise SchemaOutdated(schema_mismatch(self.description, version, SCHEMA_VERSION))
         except BaseException:
@@ -124,29 +125,30 @@ class SQLiteStore:
             time.sleep(0.01)
 
     @classmethod
-    def _create_schema(cls, connection: sqlite3.Connection) -> int:
-        """Create the schema and its version row in one write transaction, and return the schema version.
+    def _migrate(cls, connection: sqlite3.Connection) -> int:
+        """Apply the pending migrations, each in one write transaction, and return the schema version.
 
         The version is read again under the write lock, because another
-        process may have created the schema since the first read.
+        process may have migrated the file since the first read.
         """
-        script = resources.files("server.store").joinpath("sqlite_schema.sql").read_text()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            version = cls._schema_version(connection)
-            if version == 0:
-                for statement in _split_statements(script):
-                    connection.execute(statement)
-                connection.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (SCHEMA_VERSION, _timestamp(dt.datetime.now(dt.timezone.utc))),
-                )
-                version = SCHEMA_VERSION
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.rollback()
-            raise
+        version = 0
+        for target, script in migrations("sqlite"):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                version = cls._schema_version(connection)
+                if version < target:
+                    for statement in _split_statements(script):
+                        connection.execute(statement)
+                    connection.execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                        (target, _timestamp(dt.datetime.now(dt.timezone.utc))),
+                    )
+                    version = target
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.rollback()
+                raise
         return version
 
     @staticmethod
@@ -395,6 +397,52 @@ class SQLiteStore:
             return changes_page(events, states, position=position, limit=limit, engineer_id=engineer_id)
 
         return await self._run(read)
+
+    # -- audit ---------------------------------------------------------------
+
+    async def record_denied_requests(self, denied: list[DeniedRequest]) -> None:
+        """Append denied requests in one transaction."""
+        rows = [
+            (
+                _timestamp(item.denied_at),
+                item.subject,
+                int(item.subject_verified),
+                item.role,
+                item.device_id,
+                item.correlation_id,
+                item.method,
+                item.path,
+                item.status_code,
+                item.reason,
+                item.message,
+            )
+            for item in denied
+        ]
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT INTO denied_requests (denied_at, subject, subject_verified, role, device_id, correlation_id,"
+                " method, path, status_code, reason, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.execute("COMMIT")
+
+        if rows:
+            await self._run(write)
+
+    async def audit(self, query: AuditQuery) -> AuditPage:
+        """Page through decisions and denied requests in time order."""
+        where, params = audit_where(query, lambda _: "?", _timestamp)
+        sql = (
+            f"SELECT * FROM ({audit_select(true='1', text_of=lambda column: column)}) AS audit {where}"
+            " ORDER BY at, kind, id LIMIT ?"
+        )
+
+        def read(db: sqlite3.Connection) -> list[tuple[object, ...]]:
+            return db.execute(sql, [*params, query.limit + 1]).fetchall()
+
+        return audit_page(await self._run(read), query.limit)
 
     async def count_events(self) -> int:
         return await self._run(lambda db: db.execute("SELECT count(*) FROM events").fetchone()[0])

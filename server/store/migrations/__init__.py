@@ -1,22 +1,26 @@
-"""Versioned schema migrations, one SQL file per version."""
+"""Versioned schema migrations, one SQL file per version and database kind."""
 
 from __future__ import annotations
 
 import re
 from importlib import resources
 
-_NAME = re.compile(r"postgres_(\d{4})_\w+\.sql")
+_NAME = re.compile(r"(postgres|sqlite)_(\d{4})_\w+\.sql")
 
 
-def postgres_migrations() -> list[tuple[int, str]]:
-    """Return (version, script) pairs of the PostgreSQL migrations, in version order."""
+def migrations(kind: str) -> list[tuple[int, str]]:
+    """Return (version, script) pairs for `kind` ("postgres" or "sqlite"), in version order."""
     found = []
     for entry in resources.files(__name__).iterdir():
         match = _NAME.fullmatch(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.read_text()))
+        if match and match.group(1) == kind:
+            found.append((int(match.group(2)), entry.read_text()))
     return sorted(found)
 
 
-def latest_version() -> int:
-    return postgres_migrations()[-1][0]
+def postgres_migrations() -> list[tuple[int, str]]:
+    return migrations("postgres")
+
+
+def latest_version(kind: str = "postgres") -> int:
+    return migrations(kind)[-1][0]

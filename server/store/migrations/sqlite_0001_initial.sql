@@ -1,4 +1,4 @@
--- Schema version 1 of the embedded SQLite store.
+-- Migration 1 of the embedded SQLite store: events, decisions, projections, catalog.
 
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    INTEGER PRIMARY KEY,
