@@ -87,6 +87,7 @@ class SyncClient:
             "max_attempts": max_attempts,
             "initial_backoff": initial_backoff,
             "max_backoff": max_backoff,
+            "device_id": device_id,
         }
         if sleep is not None:
             transport_options["sleep"] = sleep

@@ -78,6 +78,7 @@ class Transport:
         max_backoff: float = 30.0,
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        device_id: str | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be 1 or more, got {max_attempts}")
@@ -92,6 +93,7 @@ class Transport:
         self._max_attempts = max_attempts
         self._wait = _RetryAfterOrBackoff(initial_backoff, max_backoff)
         self._sleep = sleep
+        self._device_id = device_id
 
     def close(self) -> None:
         if self._owns_http:
@@ -145,6 +147,9 @@ class Transport:
 
     def _request(self, method: str, path: str, correlation_id: str, token: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}", "X-Correlation-ID": correlation_id}
+        if self._device_id:
+            # Lets the server's audit name the device even for a request it denies before reading the body.
+            headers["X-Device-ID"] = self._device_id
         if "content" in kwargs:
             headers["Content-Type"] = "application/json"
         # An absolute URL, so a caller's httpx.Client works with or without its own base_url.

@@ -15,7 +15,11 @@ from .api.context import provide_actor, store_of
 from .api.errors import EXCEPTION_HANDLERS
 from .api.events import post_events
 from .api.queries import get_changes, get_timeline, get_work_order, list_work_orders
-from .auth import TokenVerifier
+from .api.audit import list_audit
+from .security import TokenVerifier
+from .security.audit import DeniedRequestRecorder
+from .security.rate_limit import RateLimiter
+from .security.rbac import authorize
 from .config import Settings
 from .logging import request_log_middleware
 from .store import create_store
@@ -23,13 +27,13 @@ from .store import create_store
 log = structlog.get_logger("csdp.server")
 
 
-@get("/health")
+@get("/health", name="health")
 async def health() -> dict[str, str]:
     """Report that the process serves requests."""
     return {"status": "ok"}
 
 
-@get("/ready")
+@get("/ready", name="ready")
 async def ready(request: Request) -> Response:
     """Report whether the store responds to queries."""
     try:
@@ -40,19 +44,29 @@ async def ready(request: Request) -> Response:
     return Response({"status": "ready", "events": events})
 
 
-@get("/v1/schema/transitions", media_type="application/json")
+@get("/v1/schema/transitions", media_type="application/json", name="schema.transitions")
 async def transitions() -> bytes:
     """Serve the work-order state machine as a table, for client ports."""
     return transition_table_json()
 
 
 def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
+    settings.validate()
     store = create_store(settings)
+    verifier = TokenVerifier(settings)
+    denied_requests = DeniedRequestRecorder(store)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await store.open()
-        log.info("server_started", database=store.description, dev_auth=settings.dev_auth)
+        denied_requests.start()
+        log.info(
+            "server_started",
+            database=store.description,
+            dev_auth=settings.dev_auth_enabled,
+            jwks_url=settings.jwks_url or None,
+            algorithms=verifier.accepted_algorithms,
+        )
         if demo:
             from .demo import load_demo
 
@@ -60,11 +74,23 @@ def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
         try:
             yield
         finally:
+            await denied_requests.stop()
             await store.close()
             log.info("server_stopped")
 
     app = Litestar(
-        route_handlers=[post_events, list_work_orders, get_work_order, get_timeline, get_changes, health, ready, transitions],
+        route_handlers=[
+            post_events,
+            list_work_orders,
+            get_work_order,
+            get_timeline,
+            get_changes,
+            list_audit,
+            health,
+            ready,
+            transitions,
+        ],
+        guards=[authorize],
         dependencies={"actor": Provide(provide_actor)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[request_log_middleware],
@@ -74,5 +100,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.verifier = TokenVerifier(settings)
+    app.state.verifier = verifier
+    app.state.denied_requests = denied_requests
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     return app

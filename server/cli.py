@@ -16,9 +16,9 @@ from shared_schema import Role, transition_table_json
 from .config import ConfigError, Settings
 
 
-def _settings(var_dir: Path | None, database_url: str | None = None) -> Settings:
+def _settings(var_dir: Path | None, database_url: str | None = None, **overrides: object) -> Settings:
     try:
-        return Settings.from_env(var_dir=var_dir, database_url=database_url)
+        return Settings.from_env(var_dir=var_dir, database_url=database_url, **overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -36,26 +36,57 @@ def main() -> None:
     "--database-url", help="Store location, sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE [env: CSDP_DATABASE_URL]."
 )
 @click.option("--demo", is_flag=True, help="Load a small demo catalog and open orders into an empty store.")
+@click.option(
+    "--allow-dev-auth-on-network",
+    is_flag=True,
+    default=None,
+    help="Accept development tokens on a non-loopback address, with a warning at every start "
+    "[env: CSDP_ALLOW_DEV_AUTH_ON_NETWORK].",
+)
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def serve(
-    host: str, port: int, var_dir: Path | None, database_url: str | None, demo: bool, log_level: str
+    host: str,
+    port: int,
+    var_dir: Path | None,
+    database_url: str | None,
+    demo: bool,
+    allow_dev_auth_on_network: bool | None,
+    log_level: str,
 ) -> None:
     """Run the sync server."""
     _require_server_extra()
+    import structlog
     import uvicorn
 
     from .app import create_app
     from .logging import configure_logging
 
-    settings = _settings(var_dir, database_url)
+    settings = _settings(var_dir, database_url, allow_dev_auth_on_network=allow_dev_auth_on_network)
     configure_logging(log_level)
-    if settings.dev_auth and not _is_loopback(host):
-        # NOTE: an explicit opt-in flag and identity-provider keys replace this refusal later.
-        raise click.ClickException(
-            f"refusing to serve development tokens on non-loopback address {host}; use --host 127.0.0.1"
+    if settings.dev_auth_enabled and not _is_loopback(host):
+        if not settings.allow_dev_auth_on_network:
+            raise click.ClickException(
+                f"refusing to accept development tokens on the non-loopback address {host}: anyone who reads "
+                f"{settings.dev_key_path} can sign any role. Either configure the identity provider "
+                "(CSDP_JWKS_URL or CSDP_JWT_PUBLIC_KEY_FILE, with CSDP_JWT_ISSUER; development tokens are then off), "
+                "or listen on --host 127.0.0.1, or pass --allow-dev-auth-on-network for a test bench"
+            )
+        structlog.get_logger("csdp.security").warning(
+            "dev_auth_on_network",
+            host=host,
+            message="development tokens are accepted on a non-loopback address; "
+            "configure an identity provider before real use",
         )
     _check_store(settings)
-    uvicorn.run(create_app(settings, demo=demo), host=host, port=port, log_config=None, access_log=False)
+    try:
+        app = create_app(settings, demo=demo)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    # A larger header limit than h11's 16 KiB, so an oversized token reaches the
+    # server's own check and gets its 401 instead of a bare 400.
+    uvicorn.run(
+        app, host=host, port=port, log_config=None, access_log=False, h11_max_incomplete_event_size=64 * 1024
+    )
 
 
 def _check_store(settings: Settings) -> None:
@@ -123,11 +154,16 @@ def _is_loopback(host: str) -> bool:
 def token(role: str, subject: str, engineer_id: str | None, ttl_hours: float, var_dir: Path | None) -> None:
     """Print a bearer token signed with the development key."""
     _require_server_extra()
-    from .auth import mint_dev_token
+    from .security import mint_dev_token
 
     if not subject.strip():
         raise click.BadParameter("must not be empty", param_hint="--subject")
     settings = _settings(var_dir)
+    if not settings.dev_auth_enabled:
+        raise click.ClickException(
+            "development tokens are off in this configuration (an identity provider is set, or CSDP_DEV_AUTH=false); "
+            "get a token from the identity provider instead"
+        )
     if not settings.dev_key_path.exists():
         click.echo(
             f"Created a new development key at {settings.dev_key_path}; a server with another "

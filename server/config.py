@@ -7,6 +7,11 @@ import os
 from pathlib import Path
 
 
+# Asymmetric algorithms an identity provider may sign with. HS256 is absent on
+# purpose: a shared secret serves the development key only.
+IDENTITY_PROVIDER_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+
+
 class ConfigError(ValueError):
     """A setting with an invalid value; the message names the variable."""
 
@@ -28,11 +33,58 @@ class Settings:
     clock_skew_tolerance_seconds: float = 300.0
     """How far a device's `occurred_at` may lie after the server's clock (`CSDP_CLOCK_SKEW_TOLERANCE_SECONDS`)."""
 
-    dev_auth: bool = True
-    """Whether tokens signed with the development key are accepted (`CSDP_DEV_AUTH`)."""
+    dev_auth: bool | None = None
+    """Whether tokens signed with the development key are accepted (`CSDP_DEV_AUTH`).
 
-    token_issuer: str = "csdp-dev"
-    token_audience: str = "csdp"
+    None means: accepted when no identity provider is configured, rejected otherwise.
+    """
+
+    allow_dev_auth_on_network: bool = False
+    """Accept development tokens on a non-loopback address (`CSDP_ALLOW_DEV_AUTH_ON_NETWORK`)."""
+
+    jwks_url: str = ""
+    """The identity provider's JWKS document (`CSDP_JWKS_URL`)."""
+
+    jwt_public_key_file: Path | None = None
+    """A PEM file with the identity provider's RSA or EC public key (`CSDP_JWT_PUBLIC_KEY_FILE`)."""
+
+    jwt_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    """Signature algorithms accepted from the identity provider (`CSDP_JWT_ALGORITHMS`, comma-separated)."""
+
+    jwt_issuer: str = ""
+    """The `iss` claim of the identity provider's tokens (`CSDP_JWT_ISSUER`)."""
+
+    jwt_audience: str = "csdp"
+    """The `aud` claim every token must carry (`CSDP_JWT_AUDIENCE`)."""
+
+    jwt_leeway_seconds: float = 30.0
+    """Clock difference allowed when checking `exp`, `nbf` and `iat` (`CSDP_JWT_LEEWAY_SECONDS`)."""
+
+    role_claim: str = "roles"
+    """Dotted path of the claim with the roles, such as `realm_access.roles` (`CSDP_ROLE_CLAIM`)."""
+
+    engineer_claim: str = "engineer_id"
+    """Dotted path of the claim with an engineer's id; the subject when absent (`CSDP_ENGINEER_CLAIM`)."""
+
+    jwks_cache_seconds: float = 300.0
+    """How long fetched keys are used before the JWKS document is fetched again (`CSDP_JWKS_CACHE_SECONDS`)."""
+
+    jwks_min_refresh_seconds: float = 5.0
+    """Shortest time between two fetches caused by unknown key ids (`CSDP_JWKS_MIN_REFRESH_SECONDS`)."""
+
+    rate_limit_per_minute: int = 1200
+    """`POST /v1/events` requests each subject may send per minute; 0 turns the limit off (`CSDP_RATE_LIMIT_PER_MINUTE`)."""
+
+    rate_limit_burst: int = 200
+    """Requests a subject may send at once before the per-minute rate applies (`CSDP_RATE_LIMIT_BURST`)."""
+
+    @property
+    def identity_provider_configured(self) -> bool:
+        return bool(self.jwks_url or self.jwt_public_key_file)
+
+    @property
+    def dev_auth_enabled(self) -> bool:
+        return self.dev_auth if self.dev_auth is not None else not self.identity_provider_configured
 
     @property
     def effective_database_url(self) -> str:
@@ -84,10 +136,65 @@ class Settings:
             values["clock_skew_tolerance_seconds"] = _non_negative_float(env, "CSDP_CLOCK_SKEW_TOLERANCE_SECONDS")
         if "CSDP_DEV_AUTH" in env:
             values["dev_auth"] = _boolean(env, "CSDP_DEV_AUTH")
+        if "CSDP_ALLOW_DEV_AUTH_ON_NETWORK" in env:
+            values["allow_dev_auth_on_network"] = _boolean(env, "CSDP_ALLOW_DEV_AUTH_ON_NETWORK")
+        for name, field in (
+            ("CSDP_JWKS_URL", "jwks_url"),
+            ("CSDP_JWT_ISSUER", "jwt_issuer"),
+            ("CSDP_JWT_AUDIENCE", "jwt_audience"),
+            ("CSDP_ROLE_CLAIM", "role_claim"),
+            ("CSDP_ENGINEER_CLAIM", "engineer_claim"),
+        ):
+            if name in env:
+                values[field] = env[name].strip()
+        if env.get("CSDP_JWT_PUBLIC_KEY_FILE"):
+            values["jwt_public_key_file"] = Path(env["CSDP_JWT_PUBLIC_KEY_FILE"])
+        if "CSDP_JWT_ALGORITHMS" in env:
+            values["jwt_algorithms"] = tuple(part.strip() for part in env["CSDP_JWT_ALGORITHMS"].split(",") if part.strip())
+        for name, field in (
+            ("CSDP_JWT_LEEWAY_SECONDS", "jwt_leeway_seconds"),
+            ("CSDP_JWKS_CACHE_SECONDS", "jwks_cache_seconds"),
+            ("CSDP_JWKS_MIN_REFRESH_SECONDS", "jwks_min_refresh_seconds"),
+        ):
+            if name in env:
+                values[field] = _non_negative_float(env, name)
+        for name, field in (("CSDP_RATE_LIMIT_PER_MINUTE", "rate_limit_per_minute"), ("CSDP_RATE_LIMIT_BURST", "rate_limit_burst")):
+            if name in env:
+                values[field] = _non_negative_int(env, name)
         values.update({key: value for key, value in overrides.items() if value is not None})
         settings = cls(**values)  # type: ignore[arg-type]
-        settings.store_kind  # noqa: B018 - validates CSDP_DATABASE_URL now, not at the first request
+        settings.validate()
         return settings
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the variable of the first invalid setting."""
+        self.store_kind  # noqa: B018 - validates CSDP_DATABASE_URL now, not at the first request
+        if self.jwks_url and self.jwt_public_key_file:
+            raise ConfigError(
+                "CSDP_JWKS_URL and CSDP_JWT_PUBLIC_KEY_FILE are both set; configure the identity provider's keys one way"
+            )
+        if self.jwks_url and not self.jwks_url.startswith(("https://", "http://")):
+            raise ConfigError(f"CSDP_JWKS_URL={self.jwks_url!r} is invalid: expected an https:// or http:// URL")
+        if self.jwt_public_key_file and not self.jwt_public_key_file.is_file():
+            raise ConfigError(f"CSDP_JWT_PUBLIC_KEY_FILE={str(self.jwt_public_key_file)!r} is not a readable file")
+        if self.identity_provider_configured and not self.jwt_issuer:
+            raise ConfigError("CSDP_JWT_ISSUER is not set; give the iss claim of the identity provider's tokens")
+        unsupported = [name for name in self.jwt_algorithms if name not in IDENTITY_PROVIDER_ALGORITHMS]
+        if unsupported or not self.jwt_algorithms:
+            raise ConfigError(
+                f"CSDP_JWT_ALGORITHMS={','.join(self.jwt_algorithms)!r} is invalid: expected one or more of "
+                f"{', '.join(IDENTITY_PROVIDER_ALGORITHMS)}; HS256 serves the development key only"
+            )
+        if not self.jwt_audience:
+            raise ConfigError("CSDP_JWT_AUDIENCE is empty; give the aud claim tokens must carry")
+        for name, path in (("CSDP_ROLE_CLAIM", self.role_claim), ("CSDP_ENGINEER_CLAIM", self.engineer_claim)):
+            if not path or any(not part for part in path.split(".")):
+                raise ConfigError(f"{name}={path!r} is invalid: expected a claim name or a dotted path such as realm_access.roles")
+        if not self.dev_auth_enabled and not self.identity_provider_configured:
+            raise ConfigError(
+                "CSDP_DEV_AUTH is false and no identity provider is configured, so no token could be verified; "
+                "set CSDP_JWKS_URL or CSDP_JWT_PUBLIC_KEY_FILE"
+            )
 
 
 def _positive_int(env: dict[str, str] | os._Environ[str], name: str) -> int:
@@ -98,6 +205,17 @@ def _positive_int(env: dict[str, str] | os._Environ[str], name: str) -> int:
         raise ConfigError(f"{name}={raw!r} is invalid: expected a whole number greater than 0") from None
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} is invalid: expected a whole number greater than 0")
+    return value
+
+
+def _non_negative_int(env: dict[str, str] | os._Environ[str], name: str) -> int:
+    raw = env[name]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is invalid: expected a whole number, 0 or more") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r} is invalid: expected a whole number, 0 or more")
     return value
 
 

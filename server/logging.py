@@ -63,7 +63,7 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
                 path=scope.get("path"),
                 status=status,
                 latency_ms=round((time.perf_counter() - started) * 1000, 2),
-                subject=scope["state"].get("subject"),
+                subject=getattr(scope["state"].get("actor"), "subject", None),
                 correlation_id=correlation_id,
             )
 

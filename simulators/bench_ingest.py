@@ -50,7 +50,7 @@ import httpx
 import msgspec
 import structlog
 
-from server.auth import mint_dev_token
+from server.security import mint_dev_token
 from server.config import Settings
 from server.store import PostgresStore, SQLiteStore
 from shared_schema import Actor, DecisionBatch, DecisionStatus, EventBatch, ProposedEvent, RecordedEvent, Role

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from server.auth import mint_dev_token
+from server.security import mint_dev_token
 from server.config import Settings
 from shared_schema import Role
 

@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 
 from server.app import create_app
-from server.auth import mint_dev_token
+from server.security import mint_dev_token
 from server.config import Settings
 from server.logging import configure_logging
 from server.store import PostgresStore

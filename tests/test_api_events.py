@@ -20,7 +20,7 @@ from api_helpers import (
 )
 from conftest import LiveServer, start_server, stop_server
 
-from server.auth import mint_dev_token
+from server.security import mint_dev_token
 from server.config import Settings
 from shared_schema import Role
 

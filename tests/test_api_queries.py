@@ -141,7 +141,7 @@ def test_engineer_lists_only_own_orders(api, fleet):
     assert foreign.json()["value"] == "e-21"
 
 
-def test_engineer_get_foreign_order_404(api, fleet):
+def test_engineer_get_foreign_order_403(api, fleet):
     engineer = api("engineer", "e-17")
 
     own = engineer.get("/v1/work-orders/wo-02")
@@ -150,16 +150,19 @@ def test_engineer_get_foreign_order_404(api, fleet):
     missing = engineer.get("/v1/work-orders/wo-99")
 
     assert own.status_code == 200
-    assert foreign.status_code == 404
-    assert unassigned.status_code == 404
-    assert missing.status_code == 404
-    assert foreign.json()["error"] == "not_found"
+    assert foreign.status_code == 403
+    assert unassigned.status_code == 403
+    # A missing order gets the same answer, so an engineer cannot probe which ids exist.
+    assert missing.status_code == 403
+    assert missing.json()["message"] == "work order 'wo-99' is not assigned to engineer e-17"
+    assert foreign.json()["error"] == "forbidden"
+    assert foreign.json()["reason"] == "not_assigned"
     assert foreign.json()["field"] == "work_order_id"
     assert foreign.json()["value"] == "wo-03"
-    assert foreign.json()["message"] == "work order 'wo-03' was not found"
+    assert foreign.json()["message"] == "work order 'wo-03' is not assigned to engineer e-17"
 
 
-def test_engineer_timeline_foreign_order_404(api, fleet):
+def test_engineer_timeline_foreign_order_403(api, fleet):
     engineer = api("engineer", "e-17")
 
     own = engineer.get("/v1/work-orders/wo-04/timeline")
@@ -167,7 +170,8 @@ def test_engineer_timeline_foreign_order_404(api, fleet):
 
     assert own.status_code == 200
     assert [entry["type"] for entry in own.json()] == ["created", "assigned", "accepted"]
-    assert foreign.status_code == 404
+    assert foreign.status_code == 403
+    assert foreign.json()["reason"] == "not_assigned"
     assert foreign.json()["value"] == "wo-03"
 
 
@@ -197,7 +201,7 @@ def test_engineer_changes_scoped_to_assignments(api):
         ("wo-b", "accepted"),
     ]
     assert listed_ids(first) == []
-    assert first.get("/v1/work-orders/wo-a").status_code == 404
+    assert first.get("/v1/work-orders/wo-a").status_code == 403
 
 
 def test_changes_revoke_reassigned_order(api):

@@ -17,9 +17,10 @@ from api_helpers import Clients, assigned, created, event, post_batch, work_orde
 from click.testing import CliRunner
 from conftest import LiveServer, free_port, start_server, stop_server
 
-from server.auth import mint_dev_token
+from server.security import mint_dev_token
 from server.cli import main
 from server.config import Settings
+from server.store.migrations import latest_version
 from shared_schema import Role
 
 
@@ -55,7 +56,7 @@ def test_token_accepted_by_server(tmp_path):
     token = result.stdout.strip()
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["sub"] == "e-17"
-    assert claims["role"] == "engineer"
+    assert claims["roles"] == ["engineer"]
     assert claims["engineer_id"] == "e-17"
     assert claims["exp"] - claims["iat"] == 12 * 3600
 
@@ -132,8 +133,10 @@ def test_serve_public_host_rejected(tmp_path, host):
     result = run_csdp(tmp_path / "var", "serve", "--host", host, "--port", str(free_port()))
 
     assert result.returncode == 1
-    assert f"refusing to serve development tokens on non-loopback address {host}" in result.stderr
-    assert "use --host 127.0.0.1" in result.stderr
+    assert f"refusing to accept development tokens on the non-loopback address {host}" in result.stderr
+    assert "--host 127.0.0.1" in result.stderr
+    assert "--allow-dev-auth-on-network" in result.stderr
+    assert "CSDP_JWKS_URL" in result.stderr
     assert not (tmp_path / "var" / "csdp.sqlite3").exists()
 
 
@@ -150,8 +153,31 @@ def test_serve_public_host_rejected(tmp_path, host):
             "postgresql://postgres@127.0.0.1:5432",
             "CSDP_DATABASE_URL='postgresql://postgres@127.0.0.1:5432' is invalid: it names no database",
         ),
+        ("CSDP_JWT_ALGORITHMS", "HS256", "CSDP_JWT_ALGORITHMS='HS256' is invalid: expected one or more of RS256"),
+        ("CSDP_JWKS_URL", "http://127.0.0.1:9/certs", "CSDP_JWT_ISSUER is not set"),
+        ("CSDP_JWKS_URL", "ftp://idp/certs", "CSDP_JWKS_URL='ftp://idp/certs' is invalid: expected an https://"),
+        ("CSDP_JWT_PUBLIC_KEY_FILE", "/nonexistent/key.pem", "CSDP_JWT_PUBLIC_KEY_FILE='/nonexistent/key.pem' is not a readable file"),
+        ("CSDP_DEV_AUTH", "false", "CSDP_DEV_AUTH is false and no identity provider is configured"),
+        ("CSDP_JWT_LEEWAY_SECONDS", "soon", "CSDP_JWT_LEEWAY_SECONDS='soon' is invalid: expected a number of seconds"),
+        ("CSDP_RATE_LIMIT_PER_MINUTE", "-5", "CSDP_RATE_LIMIT_PER_MINUTE='-5' is invalid: expected a whole number, 0 or more"),
+        ("CSDP_ROLE_CLAIM", "realm_access..roles", "CSDP_ROLE_CLAIM='realm_access..roles' is invalid"),
     ],
-    ids=["batch text", "batch zero", "dev auth", "database url", "no database", "no database path"],
+    ids=[
+        "batch text",
+        "batch zero",
+        "dev auth",
+        "database url",
+        "no database",
+        "no database path",
+        "hs256 for the provider",
+        "jwks without issuer",
+        "jwks not http",
+        "missing key file",
+        "no verifier",
+        "leeway text",
+        "negative rate",
+        "empty claim step",
+    ],
 )
 def test_serve_bad_setting_rejected(tmp_path, variable, value, message):
     result = run_csdp(tmp_path / "var", "serve", "--port", str(free_port()), **{variable: value})
@@ -164,7 +190,7 @@ def test_serve_unmigrated_postgres_rejected(tmp_path, postgres_database):
     result = run_csdp(tmp_path / "var", "serve", "--port", str(free_port()), CSDP_DATABASE_URL=postgres_database)
 
     assert result.returncode == 1
-    assert "has schema version 0, this server needs 1" in result.stderr
+    assert f"has schema version 0, this server needs {latest_version()}" in result.stderr
     assert "run `csdp migrate`" in result.stderr
 
 
@@ -256,3 +282,63 @@ def test_serve_malformed_port_rejected(tmp_path, port):
     assert result.returncode == 1
     assert "is invalid" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_dev_auth_on_network_with_flag_warns(tmp_path):
+    var_dir = tmp_path / "var"
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    # Listening on every address; the test itself talks to 127.0.0.1 only.
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(CSDP), "serve", "--host", "0.0.0.0", "--port", str(port), "--allow-dev-auth-on-network"],
+            env=csdp_env(var_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        health = _wait_for_health(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+    warnings = [json.loads(line) for line in log_path.read_text().splitlines() if '"dev_auth_on_network"' in line]
+    assert health == {"status": "ok"}
+    assert len(warnings) == 1
+    assert warnings[0]["level"] == "warning"
+    assert warnings[0]["host"] == "0.0.0.0"
+
+
+def test_serve_dev_auth_on_network_flag_from_env(tmp_path):
+    """The environment variable opts in as the flag does; without either the start fails (see above)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(CSDP), "serve", "--host", "0.0.0.0", "--port", str(port)],
+        env=csdp_env(tmp_path / "var", CSDP_ALLOW_DEV_AUTH_ON_NETWORK="true"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        health = _wait_for_health(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+    assert health == {"status": "ok"}
+
+
+def test_token_rejected_when_provider_configured(tmp_path):
+    result = run_csdp(
+        tmp_path / "var",
+        "token",
+        "--role",
+        "admin",
+        "--subject",
+        "a-1",
+        CSDP_JWKS_URL="http://127.0.0.1:9/certs",
+        CSDP_JWT_ISSUER="http://127.0.0.1:9/realms/field",
+    )
+
+    assert result.returncode == 1
+    assert "development tokens are off in this configuration" in result.stderr
+    assert result.stdout == ""

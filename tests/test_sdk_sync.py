@@ -331,7 +331,7 @@ def test_reassign_conflict_needs_review(demo_server, tablets):
     assert ORDER not in client.confirmed_work_orders()
     assert client.my_work_orders() == {}
     with demo_server.client("engineer", ENGINEER) as http:
-        assert http.get(f"/v1/work-orders/{ORDER}").status_code == 404
+        assert http.get(f"/v1/work-orders/{ORDER}").status_code == 403
 
 
 def test_not_applied_survives_reopen(demo_server, tablets):

@@ -50,6 +50,9 @@ class ApiError(Exception):
         self.value = value
         self.extra = extra
 
+    def headers(self) -> dict[str, str]:
+        return {}
+
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.error, "message": self.message}
         if self.field is not None:
@@ -74,6 +77,9 @@ class Unauthenticated(ApiError):
     status_code = 401
     error = "unauthenticated"
 
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
 
 class Forbidden(ApiError):
     status_code = 403
@@ -90,9 +96,30 @@ class PayloadTooLarge(ApiError):
     error = "payload_too_large"
 
 
+class RateLimited(ApiError):
+    status_code = 429
+    error = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, **extra: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **extra)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(int(self.retry_after))}
+
+
 class ServiceUnavailable(ApiError):
     status_code = 503
     error = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float = 1, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.retry_after = retry_after
+        if detail:
+            log.warning("service_unavailable", message=message, detail=detail)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(int(self.retry_after))}
 
 
 def validation_error(exc: msgspec.ValidationError, document: Any) -> InvalidField:
@@ -113,13 +140,13 @@ def validation_error(exc: msgspec.ValidationError, document: Any) -> InvalidFiel
         hint = _SERVER_SET_FIELDS.get(name)
         message = f"{text}; {hint}, so remove the field" if hint else f"{text}; remove the field"
         field = f"{path}.{name}"
-        return InvalidField(message, field=field, value=_value_at(document, field))
+        return InvalidField(message, field=field, value=value_at(document, field))
     if document is MISSING:
         return InvalidField(text, field=path)
-    return InvalidField(text, field=path, value=_value_at(document, path))
+    return InvalidField(text, field=path, value=value_at(document, path))
 
 
-def _value_at(document: Any, path: str) -> Any:
+def value_at(document: Any, path: str) -> Any:
     """Follow a msgspec path such as `$.events[2].payload.x`; a missing step yields None."""
     if document is MISSING:
         return None
@@ -144,7 +171,33 @@ def _json_response(request: Request, status: int, body: dict[str, Any]) -> Respo
 
 
 def handle_api_error(request: Request, exc: ApiError) -> Response:
-    return _json_response(request, exc.status_code, exc.body())
+    body = exc.body()
+    _audit_denied_request(request, exc.status_code, str(body.get("reason") or exc.error), exc.message)
+    response = _json_response(request, exc.status_code, body)
+    response.headers.update(exc.headers())
+    return response
+
+
+def _audit_denied_request(request: Request, status_code: int, reason: str, message: str) -> None:
+    """Queue a denied request for the audit: any 401, 403 or 429, and any rejected command (POST)."""
+    if status_code not in (401, 403, 429) and not (request.method == "POST" and 400 <= status_code < 500):
+        return
+    recorder = getattr(request.app.state, "denied_requests", None)
+    if recorder is None:
+        return
+    from ..security.audit import denied_request_from
+
+    denied = denied_request_from(request, status_code, reason, message)
+    log.info(
+        "request_denied",
+        status=status_code,
+        reason=reason,
+        subject=denied.subject,
+        subject_verified=denied.subject_verified,
+        path=denied.path,
+        correlation_id=denied.correlation_id,
+    )
+    recorder.record(denied)
 
 
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:
@@ -165,6 +218,7 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     body: dict[str, Any] = {"error": error, "message": message, **extra}
     if exc.extra:
         body["details"] = exc.extra
+    _audit_denied_request(request, exc.status_code, error, str(message))
     return _json_response(request, exc.status_code, body)
 
 

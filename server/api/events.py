@@ -12,7 +12,7 @@ from litestar import Request, post
 from shared_schema import DecisionBatch, EventBatch, ProposedEvent
 
 from .context import CurrentActor, settings_of, store_of
-from .errors import MISSING, InvalidField, MalformedRequest, PayloadTooLarge, validation_error
+from .errors import MISSING, Forbidden, InvalidField, MalformedRequest, PayloadTooLarge, value_at, validation_error
 
 log = structlog.get_logger("csdp.ingest")
 _decode_batch = msgspec.json.Decoder(EventBatch).decode
@@ -32,6 +32,7 @@ def parse_batch(body: bytes, max_events: int) -> EventBatch:
     except msgspec.ValidationError as exc:
         document = _decode_document(body)
         _check_size(document.get("events") if isinstance(document, dict) else None, max_events)
+        _reject_claimed_identity(document)
         raise validation_error(exc, document) from exc
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"the request body is not valid JSON: {exc}") from exc
@@ -43,6 +44,33 @@ def parse_batch(body: bytes, max_events: int) -> EventBatch:
     for index, event in enumerate(batch.events):
         _check_event(index, event)
     return batch
+
+
+# Envelope fields that would name who acts. The actor and role come from the
+# bearer token only, so a body that claims them is rejected as a whole (403)
+# instead of having the claim silently dropped.
+IDENTITY_FIELDS = ("actor", "actor_role", "role", "roles", "subject", "sub")
+
+
+def _reject_claimed_identity(document: object) -> None:
+    if not isinstance(document, dict):
+        return
+    places: list[tuple[str, object]] = [("$", document)]
+    events = document.get("events")
+    if isinstance(events, list):
+        places.extend((f"$.events[{index}]", item) for index, item in enumerate(events))
+    for path, item in places:
+        if not isinstance(item, dict):
+            continue
+        for name in IDENTITY_FIELDS:
+            if name in item:
+                raise Forbidden(
+                    f"the body claims {name}; the actor and role come from the bearer token only, "
+                    "so remove the field",
+                    field=f"{path}.{name}",
+                    value=value_at(document, f"{path}.{name}"),
+                    reason="identity_in_body",
+                )
 
 
 def _decode_document(body: bytes) -> object:
@@ -114,7 +142,7 @@ def _check_size(events: object, max_events: int) -> None:
         )
 
 
-@post("/v1/events", status_code=200)
+@post("/v1/events", status_code=200, name="events.post")
 async def post_events(request: Request, actor: CurrentActor) -> DecisionBatch:
     """Decide a batch of proposed events; one decision per event, in batch order."""
     settings = settings_of(request)

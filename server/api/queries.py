@@ -11,7 +11,7 @@ from .context import CurrentActor, check_query_names, cursor_query, engineer_sco
 from .errors import Forbidden, NotFound
 
 
-@get("/v1/work-orders")
+@get("/v1/work-orders", name="work_orders.list")
 async def list_work_orders(request: Request, actor: CurrentActor) -> WorkOrderPage:
     """List orders sorted by id, filtered by `status`, `engineer_id` and `priority`, one page at a time."""
     check_query_names(request, {"status", "engineer_id", "priority", "cursor", "limit"})
@@ -23,6 +23,7 @@ async def list_work_orders(request: Request, actor: CurrentActor) -> WorkOrderPa
                 "engineers may list only their own orders; leave engineer_id out or use your own id",
                 field="engineer_id",
                 value=engineer_id,
+                reason="not_assigned",
             )
         engineer_id = scope
     items, next_cursor = await store_of(request).list_work_orders(
@@ -39,20 +40,27 @@ async def _visible_order(request: Request, actor: Actor, work_order_id: str) -> 
     # No stored id contains NUL, and PostgreSQL cannot even compare text with it.
     state = None if "\x00" in work_order_id else await store_of(request).get_work_order(work_order_id)
     scope = engineer_scope(actor)
-    # An engineer gets the same 404 for an order of someone else as for a missing one,
-    # so order ids cannot be probed.
-    if state is None or (scope is not None and state.engineer_id != scope):
+    # An engineer gets the same 403 for an order of someone else as for a missing
+    # one, so order ids cannot be probed.
+    if scope is not None and (state is None or state.engineer_id != scope):
+        raise Forbidden(
+            f"work order {work_order_id!r} is not assigned to engineer {scope}",
+            field="work_order_id",
+            value=work_order_id,
+            reason="not_assigned",
+        )
+    if state is None:
         raise NotFound(f"work order {work_order_id!r} was not found", field="work_order_id", value=work_order_id)
     return state
 
 
-@get("/v1/work-orders/{work_order_id:str}")
+@get("/v1/work-orders/{work_order_id:str}", name="work_orders.get")
 async def get_work_order(request: Request, actor: CurrentActor, work_order_id: FromPath[str]) -> WorkOrderState:
     check_query_names(request, set())
     return await _visible_order(request, actor, work_order_id)
 
 
-@get("/v1/work-orders/{work_order_id:str}/timeline")
+@get("/v1/work-orders/{work_order_id:str}/timeline", name="work_orders.timeline")
 async def get_timeline(request: Request, actor: CurrentActor, work_order_id: FromPath[str]) -> list[TimelineEntry]:
     """Accepted events in stream order, with rejected and review decisions between them."""
     check_query_names(request, set())
@@ -60,7 +68,7 @@ async def get_timeline(request: Request, actor: CurrentActor, work_order_id: Fro
     return await store_of(request).timeline(work_order_id)
 
 
-@get("/v1/sync/changes")
+@get("/v1/sync/changes", name="sync.changes")
 async def get_changes(request: Request, actor: CurrentActor) -> ChangesPage:
     """Accepted events after the `since` cursor that the caller may see, in global order."""
     check_query_names(request, {"since", "limit"})

@@ -1,0 +1,82 @@
+"""Role-based access control: which roles may call which endpoint.
+
+`ENDPOINT_ROLES` is the role x endpoint table of `docs/security.md`, keyed by
+route name. `authorize` is the one guard every route passes through: it
+verifies the token, checks the table and applies the rate limit. A route
+missing from the table is denied, so a new endpoint is closed until it is
+given a row. What an engineer may see inside an allowed endpoint (only the
+orders assigned to them) is the engineer scope applied by each query. Which
+event types a role may record is the role x event-type table of
+`shared_schema.transitions`, enforced by `decide`.
+"""
+
+from __future__ import annotations
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from shared_schema import Actor, Role
+
+from ..api.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthenticated
+from .errors import AuthenticationError, AuthorizationError, KeysUnavailable
+
+ALL_ROLES = frozenset(Role)
+OFFICE_ROLES = frozenset({Role.DISPATCHER, Role.MANAGER, Role.ADMIN})
+
+# Routes anyone may call without a token: probes and the published contract.
+PUBLIC_ENDPOINTS = frozenset({"health", "ready", "schema.transitions"})
+# Litestar's own routes, which carry no data: the OpenAPI document under /schema
+# and the automatic OPTIONS responses.
+PUBLIC_PATH_PREFIX = "/schema"
+
+ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
+    "events.post": ALL_ROLES,
+    "work_orders.list": ALL_ROLES,
+    "work_orders.get": ALL_ROLES,
+    "work_orders.timeline": ALL_ROLES,
+    "sync.changes": ALL_ROLES,
+    "audit.list": frozenset({Role.MANAGER, Role.ADMIN}),
+}
+
+# Routes whose calls count against the subject's rate limit.
+RATE_LIMITED_ENDPOINTS = frozenset({"events.post"})
+
+
+def is_framework_route(method: str, path: str) -> bool:
+    return method == "OPTIONS" or path == PUBLIC_PATH_PREFIX or path.startswith(PUBLIC_PATH_PREFIX + "/")
+
+
+async def authorize(connection: ASGIConnection, route_handler: BaseRouteHandler) -> None:
+    """Verify the caller and check the route's row of the table; store the actor on the request."""
+    name = route_handler.name
+    if name in PUBLIC_ENDPOINTS or is_framework_route(connection.scope.get("method", ""), connection.url.path):
+        return
+    app_state = connection.app.state
+    state = connection.scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    try:
+        actor: Actor = await app_state.verifier.verify(connection.headers.get("authorization"))
+    except AuthenticationError as exc:
+        raise Unauthenticated(exc.message, reason=exc.reason) from None
+    except AuthorizationError as exc:
+        raise Forbidden(exc.message, reason=exc.reason) from None
+    except KeysUnavailable as exc:
+        raise ServiceUnavailable(
+            "the identity provider's signing keys cannot be fetched; retry the request", retry_after=5, detail=str(exc)
+        ) from None
+    state["actor"] = actor
+    allowed = ENDPOINT_ROLES.get(name or "")
+    if allowed is None:
+        raise Forbidden(f"{connection.scope.get('method', '')} {connection.url.path} has no access rule", reason="no_access_rule")
+    if actor.role not in allowed:
+        roles = ", ".join(role.value for role in Role if role in allowed)
+        raise Forbidden(
+            f"role {actor.role.value} may not call {connection.scope.get('method', '')} {connection.url.path}; "
+            f"allowed roles: {roles}",
+            reason="role_not_permitted",
+        )
+    if name in RATE_LIMITED_ENDPOINTS:
+        wait = app_state.rate_limiter.acquire(actor.subject)
+        if wait is not None:
+            raise RateLimited(
+                f"too many requests from {actor.subject}; retry after {wait:.0f} seconds", retry_after=wait
+            )

@@ -1,0 +1,177 @@
+"""RBAC walked cell by cell: the role x endpoint table and the role x event-type table.
+
+Both tables are data in the code and tables in `docs/security.md`; the tests
+check every cell over HTTP and check that the document says what the code does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from api_helpers import assigned, created, event, post_batch
+from conftest import SHARED_SSL_CONTEXT, LiveServer, start_server, stop_server
+from schema_helpers import valid_payload
+
+from server.app import create_app
+from server.config import Settings
+from server.security.rbac import ENDPOINT_ROLES, PUBLIC_ENDPOINTS, is_framework_route
+from shared_schema import TRANSITIONS, Role, Transition, WorkOrderStatus
+from shared_schema.transitions import ROLES_BY_EVENT_TYPE
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "security.md"
+ENGINEER = "e-1"
+
+# A request per protected endpoint that succeeds for a role the table allows.
+ENDPOINT_CALLS = {
+    "events.post": ("POST", "/v1/events"),
+    "work_orders.list": ("GET", "/v1/work-orders"),
+    "work_orders.get": ("GET", "/v1/work-orders/wo-1"),
+    "work_orders.timeline": ("GET", "/v1/work-orders/wo-1/timeline"),
+    "sync.changes": ("GET", "/v1/sync/changes"),
+    "audit.list": ("GET", "/v1/audit"),
+}
+PUBLIC_CALLS = {"health": "/health", "ready": "/ready", "schema.transitions": "/v1/schema/transitions"}
+
+
+@pytest.fixture
+def store_kind() -> str:
+    """The tables are enforced above the store, so one store covers them."""
+    return "sqlite"
+
+
+@pytest.fixture(scope="module")
+def rbac_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    settings = Settings(var_dir=tmp_path_factory.mktemp("rbac") / "var")
+    server, thread, base_url = start_server(settings)
+    live = LiveServer(base_url=base_url, settings=settings)
+    with as_role(live, Role.ADMIN) as admin:
+        post_batch(admin, [created("wo-1"), assigned("wo-1", ENGINEER)])
+    yield live
+    stop_server(server, thread)
+
+
+def as_role(live: LiveServer, role: Role, subject: str | None = None) -> httpx.Client:
+    subject = subject or (ENGINEER if role is Role.ENGINEER else f"{role.value}-1")
+    token = live.token(role, subject)
+    return httpx.Client(
+        base_url=live.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30, verify=SHARED_SSL_CONTEXT
+    )
+
+
+def test_every_route_has_an_access_rule(tmp_path):
+    app = create_app(Settings(var_dir=tmp_path / "var"))
+
+    names = {
+        handler.name
+        for route in app.routes
+        for handler in route.route_handlers  # type: ignore[union-attr]
+        for method in handler.http_methods
+        if not is_framework_route(method, route.path)
+    }
+
+    assert names == set(ENDPOINT_ROLES) | PUBLIC_ENDPOINTS
+    assert set(ENDPOINT_CALLS) == set(ENDPOINT_ROLES)
+    assert set(PUBLIC_CALLS) == PUBLIC_ENDPOINTS
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_CALLS))
+def test_public_endpoint_needs_no_token(rbac_server, name):
+    response = httpx.get(rbac_server.base_url + PUBLIC_CALLS[name])
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("role", list(Role), ids=[role.value for role in Role])
+@pytest.mark.parametrize("name", sorted(ENDPOINT_ROLES))
+def test_endpoint_cell(rbac_server, name, role):
+    method, path = ENDPOINT_CALLS[name]
+    body = {"events": [event("wo-1", "note_added", 2, {"text": "called the customer"})]} if method == "POST" else None
+
+    with as_role(rbac_server, role) as http:
+        response = http.request(method, path, json=body)
+
+    if role in ENDPOINT_ROLES[name]:
+        assert response.status_code == 200, response.text
+    else:
+        assert response.status_code == 403
+        assert response.json()["reason"] == "role_not_permitted"
+        assert f"role {role.value} may not call {method} {path}" in response.json()["message"]
+
+
+def path_to(status: WorkOrderStatus | None) -> list[str]:
+    """Event types an admin records to bring a new order into `status`, by the shortest path."""
+    if status is None:
+        return []
+    paths: dict[WorkOrderStatus, list[str]] = {WorkOrderStatus.NEW: ["created"]}
+    frontier = [WorkOrderStatus.NEW]
+    while frontier:
+        current = frontier.pop(0)
+        for row in TRANSITIONS:
+            if row.from_state is current and row.to_state is not None and row.to_state not in paths and Role.ADMIN in row.roles:
+                paths[row.to_state] = [*paths[current], row.event_type]
+                frontier.append(row.to_state)
+    return paths[status]
+
+
+ROWS = [row for row in TRANSITIONS]
+
+
+@pytest.mark.parametrize("role", list(Role), ids=[role.value for role in Role])
+@pytest.mark.parametrize(
+    "row", ROWS, ids=[f"{row.from_state.value if row.from_state else 'absent'}-{row.event_type}" for row in ROWS]
+)
+def test_event_type_cell(rbac_server, row: Transition, role: Role):
+    """Every (state, event type) row, proposed by every role: accepted exactly when the row lists the role."""
+    order = f"wo-{row.from_state.value if row.from_state else 'absent'}-{row.event_type}-{role.value}"
+    setup = []
+    for version, event_type in enumerate(path_to(row.from_state)):
+        setup.append(event(order, event_type, version, valid_payload(event_type, ENGINEER) | _title(event_type)))
+    with as_role(rbac_server, Role.ADMIN, subject=f"admin-{role.value}") as admin:
+        if setup:
+            assert {decision["status"] for decision in post_batch(admin, setup)} == {"ACCEPTED"}
+    proposal = event(order, row.event_type, len(setup), valid_payload(row.event_type, "e-2") | _title(row.event_type))
+
+    with as_role(rbac_server, role) as http:
+        decision = post_batch(http, [proposal])[0]
+
+    if role in row.roles:
+        assert (decision["status"], decision["reason_code"]) == ("ACCEPTED", "applied")
+    else:
+        assert (decision["status"], decision["reason_code"]) == ("REJECTED", "role_not_allowed")
+
+
+def _title(event_type: str) -> dict[str, str]:
+    return {"title": "Spindle alarm"} if event_type == "created" else {}
+
+
+# -- the document says what the code does ---------------------------------------
+
+
+def doc_table(heading: str) -> dict[str, set[Role]]:
+    """Read the table under `heading` in docs/security.md: first column -> roles whose cell starts with "yes"."""
+    text = DOC.read_text()
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    table: dict[str, set[Role]] = {}
+    for line in lines[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        key = re.search(r"`([^`]+)`", cells[0]).group(1)  # type: ignore[union-attr]
+        table[key] = {Role(header[i]) for i in range(1, len(cells)) if cells[i].startswith("yes")}
+    return table
+
+
+def test_endpoint_table_in_docs_matches_code():
+    documented = doc_table("Role x endpoint")
+
+    assert documented == {name: set(roles) for name, roles in ENDPOINT_ROLES.items()}
+
+
+def test_event_type_table_in_docs_matches_code():
+    documented = doc_table("Role x event type")
+
+    assert documented == {event_type: set(roles) for event_type, roles in ROLES_BY_EVENT_TYPE.items()}
