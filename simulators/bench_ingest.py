@@ -477,7 +477,9 @@ def record(run: Run, phases: Phases, name: str, measure_phase: Callable[[], Phas
 def run_http(run: Run, phases: Phases, name: str, workload: Workload, var_dir: Path, database_url: str | None) -> None:
     """Measure one server subprocess: the concurrent phase, then the sweep on the same server."""
     args = run.args
-    with ServerProcess(var_dir, database_url=database_url) as server:
+    # The sweep sends 1,000 one-event batches from one subject; the benchmark
+    # measures ingestion, so the per-subject rate limit is off.
+    with ServerProcess(var_dir, database_url=database_url, environment={"CSDP_RATE_LIMIT_PER_MINUTE": "0"}) as server:
         settings = Settings(var_dir=var_dir)
         tokens = [mint_dev_token(settings, subject=actor.subject, role=actor.role) for actor in workload.actors]
         record(run, phases, name, lambda: asyncio.run(http_phase(server.base_url, tokens, workload, name)))

@@ -32,8 +32,10 @@ class ServerProcess:
         database_url: str | None = None,
         port: int | None = None,
         log_path: Path | None = None,
+        environment: dict[str, str] | None = None,
     ) -> None:
         self.var_dir = var_dir
+        self.environment = environment or {}
         self.database_url = database_url
         self.port = port or free_port()
         self.log_path = log_path or var_dir / "server.log"
@@ -45,7 +47,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "CSDP_VAR_DIR": str(self.var_dir)}
+        env = {**os.environ, "CSDP_VAR_DIR": str(self.var_dir), **self.environment}
         env.pop("CSDP_DATABASE_URL", None)
         if self.database_url:
             env["CSDP_DATABASE_URL"] = self.database_url

@@ -106,7 +106,7 @@ def test_sdk_waits_out_the_limit(limited_server, tmp_path, api):
     finally:
         tablets.close_all()
 
-    # Five one-event batches against a burst of three: the SDK met 429 and waited as told.
+    # Five one-event batches against a burst of three: the SDK got 429 and waited for the Retry-After seconds.
     assert report.accepted == 5
     assert pending == 0
     assert recorder.waits

@@ -263,7 +263,7 @@ def test_development_tokens_rejected_when_provider_configured(provider_server, t
     assert "RS256, ES256" in response.json()["message"]
 
 
-def test_algorithm_confusion_meets_the_development_key(tmp_path, idp, serve):
+def test_algorithm_confusion_meets_dev_key(tmp_path, idp, serve):
     """With development tokens on too, an HS256 token is checked against the development key only."""
     live = serve(provider_settings(tmp_path, idp, dev_auth=True))
     token = hand_signed({"alg": "HS256", "typ": "JWT"}, idp.claims("admin-1", ["admin"]), public_pem(idp.private_key("rsa-1")))
@@ -301,7 +301,7 @@ def test_key_rotation_without_restart(tmp_path, idp, serve):
     assert_denied(retired, 401, "unknown_key", old_token)
 
 
-def test_unknown_kids_do_not_flood_the_provider(tmp_path, idp, serve):
+def test_unknown_kids_throttle_fetches(tmp_path, idp, serve):
     live = serve(provider_settings(tmp_path, idp, jwks_min_refresh_seconds=60))
     assert call(live, "GET", "/v1/work-orders", idp.token("d-1")).status_code == 200
     forged = [
@@ -409,3 +409,62 @@ def test_engineer_claim_is_configurable(tmp_path, idp, serve):
 
     assert mapped == ["wo-1"]
     assert by_subject == ["wo-2"]
+
+
+# -- an engineer reaching for someone else's order ------------------------------
+
+
+def test_foreign_order_read_403(provider_server, shared_idp):
+    """wo-1 is assigned to e-2; e-1 gets 403 for it and for an id that does not exist."""
+    token = shared_idp.token("e-1", ["engineer"])
+
+    with client(provider_server, token) as http:
+        order = http.get("/v1/work-orders/wo-1")
+        history = http.get("/v1/work-orders/wo-1/timeline")
+        missing = http.get("/v1/work-orders/wo-404")
+        listed = http.get("/v1/work-orders", params={"engineer_id": "e-2"})
+        own_list = http.get("/v1/work-orders").json()["items"]
+        pulled = http.get("/v1/sync/changes").json()
+
+    for response in (order, history, missing, listed):
+        assert_denied(response, 403, "not_assigned", token)
+    assert own_list == []
+    assert pulled["events"] == []
+    assert pulled["work_orders"] == []
+
+
+def test_foreign_order_event_rejected(provider_server, shared_idp):
+    """Inside a batch the rejection is a decision, so the engineer's other events still count."""
+    token = shared_idp.token("e-1", ["engineer"])
+    admin = shared_idp.token("admin-1", ["admin"])
+    with client(provider_server, admin) as http:
+        before = http.get("/v1/work-orders/wo-1").json()
+
+    with client(provider_server, token, **{"X-Correlation-ID": "corr-foreign"}) as http:
+        decisions = post_batch(http, [event("wo-1", "accepted", 2), event("wo-1", "cancelled", 2, {"reason": "not mine"})])
+    with client(provider_server, admin) as http:
+        after = http.get("/v1/work-orders/wo-1").json()
+        audited = http.get("/v1/audit", params={"correlation_id": "corr-foreign"}).json()["items"]
+
+    assert [(d["status"], d["reason_code"]) for d in decisions] == [
+        ("REJECTED", "engineer_not_assigned"),
+        ("REJECTED", "role_not_allowed"),
+    ]
+    assert after == before
+    assert [(item["subject"], item["role"], item["reason"]) for item in audited] == [
+        ("e-1", "engineer", "engineer_not_assigned"),
+        ("e-1", "engineer", "role_not_allowed"),
+    ]
+
+
+def test_role_claimed_in_body_403(provider_server, shared_idp):
+    token = shared_idp.token("e-2", ["engineer"])
+    proposal = event("wo-1", "accepted", 2) | {"actor_role": "admin"}
+
+    with client(provider_server, token) as http:
+        response = http.post("/v1/events", json={"events": [proposal]})
+        state = http.get("/v1/work-orders/wo-1").json()
+
+    assert_denied(response, 403, "identity_in_body", token)
+    assert response.json()["field"] == "$.events[0].actor_role"
+    assert state["status"] == "assigned"
