@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 import structlog
 from litestar import Litestar, Request, Response, get
 from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 
 from shared_schema import transition_table_json
 
@@ -91,6 +93,14 @@ def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
             transitions,
         ],
         guards=[authorize],
+        openapi_config=OpenAPIConfig(
+            title="CNC-FSM Core",
+            version="1",
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+            security=[{"bearer": []}],
+        ),
         dependencies={"actor": Provide(provide_actor)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[request_log_middleware],
