@@ -22,7 +22,7 @@ from .security import TokenVerifier
 from .security.audit import DeniedRequestRecorder
 from .security.rate_limit import RateLimiter
 from .security.rbac import authorize
-from .config import Settings
+from .config import Settings, redact_url
 from .logging import request_log_middleware
 from .store import create_store
 
@@ -66,7 +66,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
             "server_started",
             database=store.description,
             dev_auth=settings.dev_auth_enabled,
-            jwks_url=settings.jwks_url or None,
+            jwks_url=redact_url(settings.jwks_url) or None,
             algorithms=verifier.accepted_algorithms,
         )
         if demo:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import urllib.parse
 from pathlib import Path
 
 
@@ -102,12 +104,12 @@ class Settings:
             path = url.split("://", 1)[1].split("?", 1)[0]
             if "/" not in path or not path.split("/", 1)[1]:
                 raise ConfigError(
-                    f"CSDP_DATABASE_URL={_redact(url)!r} is invalid: it names no database; "
+                    f"CSDP_DATABASE_URL={redact_url(url)!r} is invalid: it names no database; "
                     "expected postgresql://USER@HOST:PORT/DATABASE"
                 )
             return "postgresql"
         raise ConfigError(
-            f"CSDP_DATABASE_URL={_redact(url)!r} is invalid: expected sqlite:///PATH or "
+            f"CSDP_DATABASE_URL={redact_url(url)!r} is invalid: expected sqlite:///PATH or "
             "postgresql://USER@HOST:PORT/DATABASE, or leave it empty for the embedded default"
         )
 
@@ -158,9 +160,10 @@ class Settings:
         ):
             if name in env:
                 values[field] = _non_negative_float(env, name)
-        for name, field in (("CSDP_RATE_LIMIT_PER_MINUTE", "rate_limit_per_minute"), ("CSDP_RATE_LIMIT_BURST", "rate_limit_burst")):
-            if name in env:
-                values[field] = _non_negative_int(env, name)
+        if "CSDP_RATE_LIMIT_PER_MINUTE" in env:
+            values["rate_limit_per_minute"] = _non_negative_int(env, "CSDP_RATE_LIMIT_PER_MINUTE")
+        if "CSDP_RATE_LIMIT_BURST" in env:
+            values["rate_limit_burst"] = _positive_int(env, "CSDP_RATE_LIMIT_BURST")
         values.update({key: value for key, value in overrides.items() if value is not None})
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
@@ -173,8 +176,14 @@ class Settings:
             raise ConfigError(
                 "CSDP_JWKS_URL and CSDP_JWT_PUBLIC_KEY_FILE are both set; configure the identity provider's keys one way"
             )
-        if self.jwks_url and not self.jwks_url.startswith(("https://", "http://")):
-            raise ConfigError(f"CSDP_JWKS_URL={self.jwks_url!r} is invalid: expected an https:// or http:// URL")
+        if self.jwks_url:
+            _check_http_url("CSDP_JWKS_URL", self.jwks_url)
+        for name, field, maximum in _SECONDS_LIMITS:
+            value = getattr(self, field)
+            if not (math.isfinite(value) and 0 <= value <= maximum):
+                raise ConfigError(f"{name}={value!r} is invalid: expected a number of seconds from 0 to {maximum:g}")
+        if self.rate_limit_burst < 1:
+            raise ConfigError(f"CSDP_RATE_LIMIT_BURST={self.rate_limit_burst!r} is invalid: expected a whole number greater than 0")
         if self.jwt_public_key_file and not self.jwt_public_key_file.is_file():
             raise ConfigError(f"CSDP_JWT_PUBLIC_KEY_FILE={str(self.jwt_public_key_file)!r} is not a readable file")
         if self.identity_provider_configured and not self.jwt_issuer:
@@ -195,6 +204,30 @@ class Settings:
                 "CSDP_DEV_AUTH is false and no identity provider is configured, so no token could be verified; "
                 "set CSDP_JWKS_URL or CSDP_JWT_PUBLIC_KEY_FILE"
             )
+
+
+# Time settings with their variables and upper bounds in seconds. The bounds
+# stop a typo (or nan and inf, which float() accepts) from switching a check off.
+_SECONDS_LIMITS = (
+    ("CSDP_CLOCK_SKEW_TOLERANCE_SECONDS", "clock_skew_tolerance_seconds", 7 * 86400),
+    ("CSDP_JWT_LEEWAY_SECONDS", "jwt_leeway_seconds", 3600),
+    ("CSDP_JWKS_CACHE_SECONDS", "jwks_cache_seconds", 7 * 86400),
+    ("CSDP_JWKS_MIN_REFRESH_SECONDS", "jwks_min_refresh_seconds", 86400),
+)
+
+
+def _check_http_url(name: str, url: str) -> None:
+    """Raise ConfigError unless `url` is an http(s) URL with a host and a valid port."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{name}={redact_url(url)!r} is invalid: {exc}") from None
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host or not all(c.isalnum() or c in ".-:[]_" for c in host):
+        raise ConfigError(f"{name}={redact_url(url)!r} is invalid: expected https://HOST[:PORT]/PATH or http://HOST[:PORT]/PATH")
+    if port == 0:
+        raise ConfigError(f"{name}={redact_url(url)!r} is invalid: port 0 cannot be connected to")
 
 
 def _positive_int(env: dict[str, str] | os._Environ[str], name: str) -> int:
@@ -225,7 +258,7 @@ def _non_negative_float(env: dict[str, str] | os._Environ[str], name: str) -> fl
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is invalid: expected a number of seconds, 0 or more") from None
-    if value < 0:
+    if not math.isfinite(value) or value < 0:
         raise ConfigError(f"{name}={raw!r} is invalid: expected a number of seconds, 0 or more")
     return value
 
@@ -239,7 +272,8 @@ def _boolean(env: dict[str, str] | os._Environ[str], name: str) -> bool:
     raise ConfigError(f"{name}={env[name]!r} is invalid: expected true or false")
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
+    """Hide the password of a URL, for logs and messages."""
     scheme, separator, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")
     if not at or ":" not in credentials:

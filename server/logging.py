@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -10,6 +11,20 @@ import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 CORRELATION_HEADER = b"x-correlation-id"
+MAX_CORRELATION_ID_LENGTH = 200
+
+
+def invalid_correlation_id(raw: bytes) -> str | None:
+    """Explain why a client's X-Correlation-ID cannot be used as sent, or return None when it can.
+
+    The id is echoed in a response header and searched for in the audit, so
+    it must come back byte for byte: printable ASCII only, and not cut.
+    """
+    if len(raw) > MAX_CORRELATION_ID_LENGTH:
+        return f"X-Correlation-ID is {len(raw)} bytes long; send at most {MAX_CORRELATION_ID_LENGTH}"
+    if not all(0x21 <= byte <= 0x7E for byte in raw):
+        return "X-Correlation-ID must contain only printable ASCII characters without spaces"
+    return None
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -41,9 +56,14 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         headers = dict(scope.get("headers", []))
-        raw = headers.get(CORRELATION_HEADER, b"").decode("latin-1").strip()
-        correlation_id = raw[:200] if raw else str(uuid.uuid4())
+        raw = headers.get(CORRELATION_HEADER, b"").strip()
+        problem = invalid_correlation_id(raw) if raw else None
+        correlation_id = raw.decode("ascii") if raw and problem is None else str(uuid.uuid4())
         scope.setdefault("state", {})["correlation_id"] = correlation_id
+        if problem is not None:
+            log.info("correlation_id_rejected", path=scope.get("path"), correlation_id=correlation_id, error=problem)
+            await _send_bad_header(send, correlation_id, problem, raw)
+            return
         started = time.perf_counter()
         status = 500
 
@@ -68,3 +88,29 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
             )
 
     return middleware
+
+
+async def _send_bad_header(send: Send, correlation_id: str, message: str, raw: bytes) -> None:
+    """Answer 400 before the application runs, in the error body shape of the API."""
+    shown = raw[:MAX_CORRELATION_ID_LENGTH].decode("utf-8", errors="replace")
+    body = json.dumps(
+        {
+            "error": "malformed_request",
+            "message": message,
+            "field": "X-Correlation-ID",
+            "value": shown,
+            "correlation_id": correlation_id,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (CORRELATION_HEADER, correlation_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -45,6 +45,8 @@ class IdentityProvider:
         self._lock = threading.Lock()
         self.fetches = 0
         self.failing = False
+        # When set, served instead of the JWKS document, to test broken providers.
+        self.replacement_body: bytes | None = None
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
         self._thread.start()
@@ -121,7 +123,9 @@ class IdentityProvider:
                     self.send_response(404)
                     self.end_headers()
                     return
-                body = json.dumps(provider.jwks()).encode()
+                body = provider.replacement_body
+                if body is None:
+                    body = json.dumps(provider.jwks()).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -25,6 +27,24 @@ def api(live_server: LiveServer) -> Iterator[Clients]:
     clients = Clients(live_server)
     yield clients
     clients.close()
+
+
+def crafted_cursor(value: Any) -> str:
+    """Encode a value as this server encodes its cursors, for cursors a client made up."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+# Cursors in the right encoding whose content this server never makes.
+CRAFTED_CURSORS = [
+    ["2026-12-04T22:00:00+00:00", "decision", 2**70],
+    ["2026-12-04T22:00:00+00:00", "decision", -1],
+    ["2026-12-04T22:00:00+00:00", "decision", True],
+    ["0001-01-01T00:00:00+05:00", "decision", 1],
+    ["9999-12-31T23:00:00-05:00", "decision", 1],
+    ["2026-12-04T22:00:00", "decision", 1],
+    "[" * 5000 + "]" * 5000,
+]
 
 
 def audit(client: httpx.Client, **params: Any) -> dict[str, Any]:
@@ -201,8 +221,25 @@ def test_time_and_id_filters(api):
         ({"limit": "0"}, "limit", 0),
         ({"limit": "1001"}, "limit", 1001),
         ({"actor": "m-1"}, "actor", "m-1"),
+        *[({"cursor": crafted_cursor(value)}, "cursor", crafted_cursor(value)) for value in CRAFTED_CURSORS],
     ],
-    ids=["unknown outcome", "foreign cursor", "cursor not base64", "from not a date", "to without offset", "limit zero", "limit too large", "unknown filter"],
+    ids=[
+        "unknown outcome",
+        "foreign cursor",
+        "cursor not base64",
+        "from not a date",
+        "to without offset",
+        "limit zero",
+        "limit too large",
+        "unknown filter",
+        "cursor id beyond int64",
+        "cursor id negative",
+        "cursor id true",
+        "cursor before year 1 in UTC",
+        "cursor after year 9999 in UTC",
+        "cursor time without offset",
+        "cursor deeply nested",
+    ],
 )
 def test_bad_audit_query_422(api, params, field, value):
     response = api("admin", "a-1").get("/v1/audit", params=params)
@@ -269,3 +306,36 @@ def test_flood_of_bad_tokens_batched(api):
 
     assert statuses == {401}
     assert len(items) == 60
+
+
+def test_correlation_id_kept_byte_for_byte(api):
+    manager = api("manager", "m-1")
+    sent = "tablet-7:sync-2026-12-04T08:00:00Z#42"
+
+    response = manager.get("/v1/work-orders", headers={"X-Correlation-ID": sent})
+    stranger = api.anonymous(headers={"Authorization": "Bearer x.y.z", "X-Correlation-ID": sent})
+    stranger.get("/v1/work-orders")
+    items = wait_for_entries(manager, 1, correlation_id=sent)
+
+    assert response.headers["x-correlation-id"] == sent
+    assert [item["correlation_id"] for item in items] == [sent]
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("corr-\u00e9-1".encode(), "printable ASCII"),
+        (b"two words", "printable ASCII"),
+        (b"c" * 201, "201 bytes long; send at most 200"),
+    ],
+    ids=["non-ASCII", "space", "too long"],
+)
+def test_unusable_correlation_id_400(api, header, message):
+    client = api("dispatcher", "d-1")
+
+    response = client.get("/v1/work-orders", headers={"X-Correlation-ID": header})
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "X-Correlation-ID"
+    assert message in response.json()["message"]
+    assert response.headers["x-correlation-id"] == response.json()["correlation_id"]

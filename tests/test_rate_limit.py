@@ -44,6 +44,7 @@ def test_burst_then_429_with_retry_after(api):
     assert statuses == [200, 200, 200, 429]
     assert limited.status_code == 429
     assert limited.json()["error"] == "rate_limited"
+    assert limited.json()["reason"] == "rate_limited"
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.json()["retry_after"] == int(limited.headers["retry-after"])
     assert dispatcher.get("/v1/work-orders/wo-9").status_code == 404

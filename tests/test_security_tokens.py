@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import structlog
 from api_helpers import assigned, created, event, post_batch
 from conftest import SHARED_SSL_CONTEXT, LiveServer, start_server, stop_server
 from identity_provider import IdentityProvider, new_private_key, public_pem
@@ -208,6 +209,8 @@ ATTACKS: list[tuple[str, Callable[[IdentityProvider], str], int, str]] = [
     ("missing iss", lambda idp: idp.token("d-1", iss=None), 401, "missing_claim"),
     ("missing aud", lambda idp: idp.token("d-1", aud=None), 401, "missing_claim"),
     ("blank sub", lambda idp: idp.token("  "), 401, "invalid_subject"),
+    ("numeric sub", lambda idp: idp.token(42), 401, "invalid_subject"),
+    ("exp as text", lambda idp: idp.token("d-1", exp="tomorrow"), 401, "invalid_token"),
     ("control character in sub", lambda idp: idp.token("d-1\nadmin"), 401, "invalid_subject"),
     ("missing role", lambda idp: idp.token("d-1", realm_access=None), 403, "no_role"),
     ("empty role list", lambda idp: idp.token("d-1", []), 403, "no_role"),
@@ -468,3 +471,64 @@ def test_role_claimed_in_body_403(provider_server, shared_idp):
     assert_denied(response, 403, "identity_in_body", token)
     assert response.json()["field"] == "$.events[0].actor_role"
     assert state["status"] == "assigned"
+
+
+# -- a broken identity provider is the server's problem, never a 500 -------------
+
+BROKEN_DOCUMENTS = {
+    "list": b"[]",
+    "null": b"null",
+    "not JSON": b"<html>maintenance</html>",
+    "keys not a list": b'{"keys": {"kid": "x"}}',
+    "alg none key": b'{"keys": [{"kty": "RSA", "kid": "rsa-1", "alg": "none", "n": "AQAB", "e": "AQAB"}]}',
+    "symmetric key": b'{"keys": [{"kty": "oct", "kid": "rsa-1", "alg": "HS256", "k": "c2VjcmV0"}]}',
+    "garbage key": b'{"keys": [{"kty": "RSA", "kid": "rsa-1", "n": 5}]}',
+}
+
+
+@pytest.mark.parametrize("body", list(BROKEN_DOCUMENTS.values()), ids=list(BROKEN_DOCUMENTS))
+def test_broken_jwks_without_cached_keys_503(tmp_path, idp, serve, body):
+    live = serve(provider_settings(tmp_path, idp))
+    idp.replacement_body = body
+
+    response = call(live, "GET", "/v1/work-orders", idp.token("d-1", kid="rsa-1"))
+
+    assert response.status_code == 503
+    assert response.json()["error"] == "service_unavailable"
+
+
+@pytest.mark.parametrize("body", list(BROKEN_DOCUMENTS.values()), ids=list(BROKEN_DOCUMENTS))
+def test_broken_jwks_keeps_cached_keys(tmp_path, idp, serve, body):
+    live = serve(provider_settings(tmp_path, idp, jwks_cache_seconds=0.1))
+    token = idp.token("d-1", kid="rsa-1")
+    assert call(live, "GET", "/v1/work-orders", token).status_code == 200
+    idp.replacement_body = body
+    time.sleep(0.2)
+
+    response = call(live, "GET", "/v1/work-orders", token)
+
+    assert response.status_code == 200
+    assert idp.fetches == 2
+
+
+def test_provider_outage_does_not_queue_fetches(tmp_path, idp, serve):
+    live = serve(provider_settings(tmp_path, idp, jwks_min_refresh_seconds=60))
+    idp.failing = True
+
+    statuses = [call(live, "GET", "/v1/work-orders", idp.token("d-1")).status_code for _ in range(10)]
+
+    assert statuses == [503] * 10
+    assert idp.fetches == 1
+
+
+def test_jwks_url_password_not_logged(tmp_path, idp, serve):
+    url = idp.jwks_url.replace("http://", "http://fsm:s3cr3t-pass@")
+    with structlog.testing.capture_logs() as records:
+        live = serve(provider_settings(tmp_path, idp, jwks_url=url))
+        idp.failing = True
+        response = call(live, "GET", "/v1/work-orders", idp.token("d-1"))
+
+    assert response.status_code == 503
+    assert "s3cr3t-pass" not in response.text
+    assert records
+    assert not [record for record in records if "s3cr3t-pass" in repr(record)]

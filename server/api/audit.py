@@ -47,7 +47,7 @@ async def list_audit(request: Request, actor: CurrentActor) -> AuditPage:
     if raw_cursor is not None:
         try:
             after = decode_audit_cursor(raw_cursor)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise InvalidField(
                 "query parameter cursor is not a cursor returned by this endpoint", field="cursor", value=raw_cursor
             ) from None

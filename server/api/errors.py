@@ -101,7 +101,7 @@ class RateLimited(ApiError):
     error = "rate_limited"
 
     def __init__(self, message: str, *, retry_after: float, **extra: Any) -> None:
-        super().__init__(message, retry_after=retry_after, **extra)
+        super().__init__(message, reason="rate_limited", retry_after=retry_after, **extra)
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:

@@ -15,7 +15,7 @@ import jwt
 
 from shared_schema import Role
 
-from ..config import Settings
+from ..config import ConfigError, Settings
 
 DEV_ALGORITHM = "HS256"
 DEV_ISSUER = "csdp-dev"
@@ -27,21 +27,27 @@ def load_or_create_dev_key(path: Path) -> bytes:
     The file is written with mode 0600 through a temporary name and a rename,
     so two processes starting at once end up with one key.
     """
-    if path.exists():
-        return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32).encode()
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
     try:
-        os.link(temporary, path)
-    except FileExistsError:
-        pass
-    finally:
-        temporary.unlink()
-    return path.read_bytes().strip()
+        if path.exists():
+            return path.read_bytes().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32).encode()
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read or create the development key {path}: {exc.strerror or exc}; "
+            "set CSDP_VAR_DIR to a folder this user can write"
+        ) from None
 
 
 def mint_dev_token(

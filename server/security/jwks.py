@@ -17,6 +17,7 @@ import httpx
 import jwt
 import structlog
 
+from ..config import IDENTITY_PROVIDER_ALGORITHMS, redact_url
 from .errors import AuthenticationError, KeysUnavailable
 
 log = structlog.get_logger("csdp.security")
@@ -44,6 +45,8 @@ class JwksCache:
         self._clock = clock
         self._keys: dict[str | None, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
+        self._attempted_at = float("-inf")
+        self._last_error: str | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0
 
@@ -53,7 +56,7 @@ class JwksCache:
         if self._fetched_at is None or now - self._fetched_at >= self._cache_seconds:
             await self._refresh(stale_after=now)
         found = self._find(kid)
-        if found is None and self._fetched_at is not None and self._clock() - self._fetched_at >= self._min_refresh_seconds:
+        if found is None and self._keys and self._clock() - self._attempted_at >= self._min_refresh_seconds:
             # An unknown kid may be a key the provider rotated in since the last fetch.
             await self._refresh(stale_after=self._clock())
             found = self._find(kid)
@@ -71,36 +74,79 @@ class JwksCache:
         return self._keys.get(kid)
 
     async def _refresh(self, *, stale_after: float) -> None:
+        """Fetch the keys unless another request did since `stale_after`.
+
+        After a failed fetch the next one waits `min_refresh_seconds`, and
+        requests meanwhile use the cached keys or fail at once, so an outage
+        at the provider does not queue every request behind a fetch.
+        """
         async with self._lock:
-            if self._fetched_at is not None and self._fetched_at >= stale_after:
+            if self._attempted_at >= stale_after:
+                if not self._keys and self._last_error is not None:
+                    raise KeysUnavailable(self._last_error)
                 return  # another request fetched while this one waited for the lock
+            if not self._keys and self._last_error is not None and self._clock() - self._attempted_at < self._min_refresh_seconds:
+                raise KeysUnavailable(self._last_error)
             try:
-                keys = await self._fetch()
-            except KeysUnavailable as exc:
+                keys = await asyncio.wait_for(self._fetch(), self._timeout)
+            except (KeysUnavailable, asyncio.TimeoutError) as exc:
+                self._attempted_at = self._clock()
+                self._last_error = str(exc) or f"fetching {redact_url(self.url)} timed out after {self._timeout:g} s"
+                log.warning(
+                    "jwks_refresh_failed", url=redact_url(self.url), error=self._last_error, cached_keys=len(self._keys)
+                )
                 if not self._keys:
-                    raise
-                # Keep serving with the keys already known; try again after the refresh interval.
-                log.warning("jwks_refresh_failed", url=self.url, error=str(exc), cached_keys=len(self._keys))
-                self._fetched_at = self._clock()
+                    raise KeysUnavailable(self._last_error) from None
+                # Keep serving with the keys already known; try again after the cache lifetime.
+                self._fetched_at = self._attempted_at
                 return
             self._keys = keys
-            self._fetched_at = self._clock()
-            log.info("jwks_fetched", url=self.url, key_ids=[kid for kid in keys if kid is not None])
+            self._fetched_at = self._attempted_at = self._clock()
+            self._last_error = None
+            log.info("jwks_fetched", url=redact_url(self.url), key_ids=[kid for kid in keys if kid is not None])
 
     async def _fetch(self) -> dict[str | None, jwt.PyJWK]:
         self.fetches += 1
+        url = redact_url(self.url)
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as client:
                 response = await client.get(self.url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise KeysUnavailable(f"fetching {self.url} failed: {exc.__class__.__name__}") from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise KeysUnavailable(f"fetching {url} failed: {exc.__class__.__name__}") from exc
         if response.status_code != 200:
-            raise KeysUnavailable(f"fetching {self.url} returned HTTP {response.status_code}")
+            raise KeysUnavailable(f"fetching {url} returned HTTP {response.status_code}")
         if len(response.content) > MAX_JWKS_BYTES:
-            raise KeysUnavailable(f"{self.url} returned {len(response.content)} bytes, more than a JWKS document holds")
+            raise KeysUnavailable(f"{url} returned {len(response.content)} bytes, more than a JWKS document holds")
         try:
             document = response.json()
-            key_set = jwt.PyJWKSet.from_dict(document)
-        except (ValueError, jwt.PyJWTError) as exc:
-            raise KeysUnavailable(f"{self.url} did not return a usable JWKS document: {exc}") from exc
-        return {key.key_id: key for key in key_set.keys if key.public_key_use in (None, "sig")}
+        except ValueError as exc:
+            raise KeysUnavailable(f"{url} did not return JSON: {exc}") from exc
+        return _signing_keys(document, url)
+
+
+def _signing_keys(document: object, url: str) -> dict[str | None, jwt.PyJWK]:
+    """Parse the usable signing keys of a JWKS document, skipping keys that cannot verify tokens here.
+
+    A key is skipped when pyjwt cannot load it, when it is marked for
+    encryption, or when its algorithm is not an asymmetric one (an `oct`
+    key or `alg: none` must never verify a provider token).
+    """
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise KeysUnavailable(f"{url} did not return a JWKS document: expected an object with a keys list")
+    keys: dict[str | None, jwt.PyJWK] = {}
+    skipped = 0
+    for entry in document["keys"]:
+        try:
+            key = jwt.PyJWK(entry)
+        except Exception:  # noqa: BLE001 - pyjwt raises several types for malformed or unsupported keys
+            skipped += 1
+            continue
+        if key.public_key_use not in (None, "sig") or key.algorithm_name not in IDENTITY_PROVIDER_ALGORITHMS:
+            skipped += 1
+            continue
+        keys[key.key_id] = key
+    if skipped:
+        log.warning("jwks_keys_skipped", url=url, skipped=skipped, usable=len(keys))
+    if not keys:
+        raise KeysUnavailable(f"{url} publishes no usable signing key")
+    return keys

@@ -38,6 +38,7 @@ _JWT_ERRORS: tuple[tuple[type[jwt.PyJWTError], str, str], ...] = (
     (jwt.InvalidAudienceError, "wrong_audience", "invalid token: its audience is not this server"),
     (jwt.InvalidSignatureError, "bad_signature", "invalid token: the signature does not match the key"),
     (jwt.MissingRequiredClaimError, "missing_claim", ""),
+    (jwt.exceptions.InvalidSubjectError, "invalid_subject", "invalid token: the sub claim must be a string"),
 )
 
 
@@ -59,7 +60,14 @@ class TokenVerifier:
         self._public_key: Any = None
         self._public_key_algorithms: frozenset[str] = frozenset()
         if settings.jwt_public_key_file is not None:
-            self._public_key, self._public_key_algorithms = _load_public_key(settings.jwt_public_key_file)
+            self._public_key, fitting = _load_public_key(settings.jwt_public_key_file)
+            self._public_key_algorithms = fitting & frozenset(settings.jwt_algorithms)
+            if not self._public_key_algorithms:
+                raise ConfigError(
+                    f"CSDP_JWT_PUBLIC_KEY_FILE={str(settings.jwt_public_key_file)!r} holds a key for "
+                    f"{', '.join(sorted(fitting))}, none of which is in CSDP_JWT_ALGORITHMS="
+                    f"{','.join(settings.jwt_algorithms)!r}; add the key's algorithm to CSDP_JWT_ALGORITHMS"
+                )
 
     @property
     def accepted_algorithms(self) -> list[str]:

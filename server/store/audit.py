@@ -21,6 +21,8 @@ from .cursors import decode_cursor, encode_cursor
 
 Outcome = Literal["ACCEPTED", "REJECTED", "NEEDS_REVIEW", "DENIED"]
 OUTCOMES: tuple[str, ...] = ("ACCEPTED", "REJECTED", "NEEDS_REVIEW", "DENIED")
+# Row ids are signed 64-bit integers in both stores.
+MAX_ROW_ID = 2**63 - 1
 
 
 class DeniedRequest(msgspec.Struct, kw_only=True, frozen=True):
@@ -182,8 +184,15 @@ def decode_audit_cursor(cursor: str) -> tuple[str, str, int]:
         or len(value) != 3
         or not isinstance(value[0], str)
         or value[1] not in ("decision", "denied_request")
-        or not isinstance(value[2], int)
+        or type(value[2]) is not int
+        or not 0 <= value[2] <= MAX_ROW_ID
     ):
         raise ValueError("not an audit cursor")
-    dt.datetime.fromisoformat(value[0])
+    at = dt.datetime.fromisoformat(value[0])
+    if at.tzinfo is None:
+        raise ValueError("the cursor's time has no offset")
+    try:
+        at.astimezone(dt.timezone.utc)
+    except OverflowError:
+        raise ValueError("the cursor's time is out of range") from None
     return value[0], value[1], value[2]

@@ -87,8 +87,11 @@ class SQLiteStore:
         await asyncio.to_thread(self._open_sync, migrate)
 
     def _open_sync(self, migrate: bool) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open the SQLite file {self.path}: {exc}") from None
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             self._enable_wal(connection)
@@ -100,6 +103,9 @@ class SQLiteStore:
                 version = self._migrate(connection)
             if version != SCHEMA_VERSION:
                 raise SchemaOutdated(schema_mismatch(self.description, version, SCHEMA_VERSION))
+        except sqlite3.Error as exc:
+            connection.close()
+            raise StoreUnavailable(f"cannot open the SQLite file {self.path}: {exc}") from None
         except BaseException:
             # A store that failed to open stays closed, so no query runs on a half-set-up connection
             # or against a foreign schema.
