@@ -1,4 +1,4 @@
-"""The `csdp` command: run the server and mint development tokens."""
+"""The `csdp` command: run the server, mint development tokens, rebuild and verify projections."""
 
 from __future__ import annotations
 
@@ -7,13 +7,20 @@ import datetime as dt
 import importlib.util
 import ipaddress
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from shared_schema import Role, transition_table_json
 
 from .config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+T = TypeVar("T")
 
 
 def _settings(var_dir: Path | None, database_url: str | None = None, **overrides: object) -> Settings:
@@ -71,12 +78,13 @@ def serve(
                 "(CSDP_JWKS_URL or CSDP_JWT_PUBLIC_KEY_FILE, with CSDP_JWT_ISSUER; development tokens are then off), "
                 "or listen on --host 127.0.0.1, or pass --allow-dev-auth-on-network for a test bench"
             )
-        structlog.get_logger("csdp.security").warning(
-            "dev_auth_on_network",
-            host=host,
-            message="development tokens are accepted on a non-loopback address; "
-            "configure an identity provider before real use",
+        warning = (
+            f"WARNING: development tokens are accepted on the non-loopback address {host}; "
+            "configure an identity provider before real use"
         )
+        # Printed as well as logged, so that --log-level ERROR cannot hide it.
+        click.echo(warning, err=True)
+        structlog.get_logger("csdp.security").warning("dev_auth_on_network", host=host, message=warning)
     _check_store(settings)
     try:
         app = create_app(settings, demo=demo)
@@ -128,7 +136,8 @@ def migrate(database_url: str | None, var_dir: Path | None) -> None:
 
 def _require_server_extra() -> None:
     """Stop with an install hint when the server's packages are missing (a client-only install)."""
-    missing = [name for name in ("uvicorn", "litestar", "jwt", "asyncpg") if importlib.util.find_spec(name) is None]
+    packages = ("uvicorn", "litestar", "jwt", "asyncpg", "rich")
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
     if missing:
         raise click.ClickException(
             f"this command needs the server packages, missing: {', '.join(missing)}; "
@@ -170,10 +179,115 @@ def token(role: str, subject: str, engineer_id: str | None, ttl_hours: float, va
             "CSDP_VAR_DIR rejects this token.",
             err=True,
         )
-    value = mint_dev_token(
-        settings, subject=subject, role=Role(role), engineer_id=engineer_id, ttl=dt.timedelta(hours=ttl_hours)
-    )
+    try:
+        value = mint_dev_token(
+            settings, subject=subject, role=Role(role), engineer_id=engineer_id, ttl=dt.timedelta(hours=ttl_hours)
+        )
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(value)
+
+
+@main.group()
+def projections() -> None:
+    """Rebuild or verify the projections from the event log and the decisions.
+
+    Projections: work_orders_current, work_order_timeline, event_audience.
+    """
+
+
+_DATABASE_URL_OPTION = click.option("--database-url", help="Store location [env: CSDP_DATABASE_URL].")
+_VAR_DIR_OPTION = click.option(
+    "--var-dir", type=click.Path(path_type=Path), help="Folder of the embedded store [env: CSDP_VAR_DIR]."
+)
+_BATCH_SIZE_OPTION = click.option(
+    "--batch-size",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Decisions read from the log per query.",
+)
+
+
+@projections.command("rebuild")
+@click.argument("names", nargs=-1)
+@_DATABASE_URL_OPTION
+@_VAR_DIR_OPTION
+@_BATCH_SIZE_OPTION
+def projections_rebuild(
+    names: tuple[str, ...], database_url: str | None, var_dir: Path | None, batch_size: int
+) -> None:
+    """Rebuild the NAMES projections (all when none is given) from the log, replacing their rows.
+
+    Each projection is replaced in one transaction, during which appends wait.
+    """
+    _require_server_extra()
+    from .projections.console import run_rebuild
+
+    selected = _projection_names(names)
+    settings = _settings(var_dir, database_url)
+    result = _run_projection_command(lambda console: run_rebuild(settings, selected, batch_size, console))
+    click.echo(
+        f"rebuilt {', '.join(result.projections)} from {result.decisions} decisions and {result.events} events"
+        f" ({result.orders} work orders)"
+    )
+
+
+@projections.command("verify")
+@click.argument("names", nargs=-1)
+@_DATABASE_URL_OPTION
+@_VAR_DIR_OPTION
+@_BATCH_SIZE_OPTION
+@click.option(
+    "--max-differences",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Differences listed per projection.",
+)
+def projections_verify(
+    names: tuple[str, ...], database_url: str | None, var_dir: Path | None, batch_size: int, max_differences: int
+) -> None:
+    """Rebuild the NAMES projections (all when none is given) into scratch tables and compare them with the live ones.
+
+    Exits 0 when every projection is equal and 1 when one differs, listing the differences.
+    """
+    _require_server_extra()
+    from .projections.console import format_report, run_verify
+
+    selected = _projection_names(names)
+    settings = _settings(var_dir, database_url)
+    reports = _run_projection_command(
+        lambda console: run_verify(settings, selected, batch_size, max_differences, console)
+    )
+    for report in reports:
+        for line in format_report(report):
+            click.echo(line)
+    if not all(report.equal for report in reports):
+        sys.exit(1)
+
+
+def _projection_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    from .projections.names import UnknownProjection, select_projections
+
+    try:
+        return select_projections(names)
+    except UnknownProjection as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _run_projection_command(work: Callable[[Console], T]) -> T:
+    """Run `work` with a console for the progress bar on stderr, turning store and replay errors into messages."""
+    from rich.console import Console
+
+    from .projections.fold import ReplayError
+    from .projections.run import LogChanged
+    from .store import StoreError
+
+    try:
+        return work(Console(stderr=True))
+    except (StoreError, ReplayError, LogChanged) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()

@@ -29,6 +29,8 @@ from shared_schema import (
 )
 from shared_schema.reasons import REASON_SENTENCES
 
+from .projections.fold import event_audience, timeline_entry
+
 
 @dataclasses.dataclass(frozen=True)
 class StoredDecision:
@@ -121,8 +123,7 @@ def plan_batch(
                 correlation_id=proposal.correlation_id,
                 causation_id=proposal.causation_id,
             )
-            audience = {state.engineer_id if state else None, outcome.state.engineer_id} - {None}
-            plan.events.append(NewEvent(event=recorded, audience=frozenset(audience)))  # type: ignore[arg-type]
+            plan.events.append(NewEvent(event=recorded, audience=event_audience(state, outcome.state)))
             states[proposal.work_order_id] = outcome.state
             plan.states[proposal.work_order_id] = outcome.state
 
@@ -141,7 +142,7 @@ def plan_batch(
         )
         plan.responses.append(decision)
         plan.decisions.append(NewDecision(decision=decision, proposal=proposal, fingerprint=fingerprint, actor=actor))
-        plan.timeline.append(_timeline_entry(decision, proposal, actor, recorded_at, effective if recorded else None))
+        plan.timeline.append(timeline_entry(decision, proposal, actor, recorded_at, effective if recorded else None))
         prior[proposal.client_event_id] = StoredDecision(fingerprint=fingerprint, decision=decision)
         causations[proposal.client_event_id] = decision.status
     return plan
@@ -168,33 +169,6 @@ def _replay_or_reuse(
         work_order_status=state.status if state else None,
         work_order_version=state.version if state else 0,
         decided_at=recorded_at,
-    )
-
-
-def _timeline_entry(
-    decision: EventDecision,
-    proposal: ProposedEvent,
-    actor: Actor,
-    recorded_at: dt.datetime,
-    effective: dt.datetime | None,
-) -> TimelineEntry:
-    return TimelineEntry(
-        work_order_id=proposal.work_order_id,
-        status=decision.status,
-        reason_code=decision.reason_code,
-        message=decision.message,
-        type=proposal.type,
-        client_event_id=proposal.client_event_id,
-        actor=actor.subject,
-        actor_role=actor.role.value,
-        device_id=proposal.device_id,
-        occurred_at=proposal.occurred_at,
-        recorded_at=recorded_at,
-        payload=proposal.payload,
-        event_id=decision.event_id,
-        stream_version=decision.stream_version,
-        global_position=decision.global_position,
-        effective_time=effective,
     )
 
 

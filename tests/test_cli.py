@@ -155,7 +155,7 @@ def test_serve_public_host_rejected(tmp_path, host):
         ),
         ("CSDP_JWT_ALGORITHMS", "HS256", "CSDP_JWT_ALGORITHMS='HS256' is invalid: expected one or more of RS256"),
         ("CSDP_JWKS_URL", "http://127.0.0.1:9/certs", "CSDP_JWT_ISSUER is not set"),
-        ("CSDP_JWKS_URL", "ftp://idp/certs", "CSDP_JWKS_URL='ftp://idp/certs' is invalid: expected an https://"),
+        ("CSDP_JWKS_URL", "ftp://idp/certs", "CSDP_JWKS_URL='ftp://idp/certs' is invalid: expected https://HOST[:PORT]/PATH"),
         ("CSDP_JWT_PUBLIC_KEY_FILE", "/nonexistent/key.pem", "CSDP_JWT_PUBLIC_KEY_FILE='/nonexistent/key.pem' is not a readable file"),
         ("CSDP_DEV_AUTH", "false", "CSDP_DEV_AUTH is false and no identity provider is configured"),
         ("CSDP_JWT_LEEWAY_SECONDS", "soon", "CSDP_JWT_LEEWAY_SECONDS='soon' is invalid: expected a number of seconds"),
@@ -342,3 +342,44 @@ def test_token_rejected_when_provider_configured(tmp_path):
     assert result.returncode == 1
     assert "development tokens are off in this configuration" in result.stderr
     assert result.stdout == ""
+
+
+def test_dev_auth_warning_survives_error_log_level(tmp_path):
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(CSDP), "serve", "--host", "0.0.0.0", "--port", str(port), "--allow-dev-auth-on-network", "--log-level", "ERROR"],
+            env=csdp_env(tmp_path / "var"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_health(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+    assert "WARNING: development tokens are accepted on the non-loopback address 0.0.0.0" in log_path.read_text()
+
+
+def test_token_unwritable_var_dir_rejected(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+
+    result = run_csdp(blocker / "var", "token", "--role", "admin", "--subject", "a-1")
+
+    assert result.returncode == 1
+    assert "cannot read or create the development key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_var_dir_is_a_file_rejected(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+
+    result = run_csdp(blocker, "serve", "--port", str(free_port()))
+
+    assert result.returncode == 1
+    assert "cannot open the SQLite file" in result.stderr
+    assert "Traceback" not in result.stderr
