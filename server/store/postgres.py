@@ -266,22 +266,7 @@ class PostgresStore:
             # The projection needs no position, so it is written before the position lock is taken.
             if plan.states:
                 states_written = list(plan.states.values())
-                await db.execute(
-                    "INSERT INTO work_orders_current (work_order_id, status, version, engineer_id, priority, site_id,"
-                    " updated_at, state) SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[],"
-                    " $5::text[], $6::text[], $7::timestamptz[], $8::json[])"
-                    " ON CONFLICT (work_order_id) DO UPDATE SET status = excluded.status, version = excluded.version,"
-                    " engineer_id = excluded.engineer_id, priority = excluded.priority, site_id = excluded.site_id,"
-                    " updated_at = excluded.updated_at, state = excluded.state",
-                    [state.work_order_id for state in states_written],
-                    [state.status.value for state in states_written],
-                    [state.version for state in states_written],
-                    [state.engineer_id for state in states_written],
-                    [state.priority.value for state in states_written],
-                    [state.site_id for state in states_written],
-                    [state.updated_at for state in states_written],
-                    [_text(state) for state in states_written],
-                )
+                await db.execute(upsert_current_sql("work_orders_current"), *current_state_columns(states_written))
             if plan.events:
                 # The counter row stays locked until commit: this is what orders positions by commit.
                 last = await db.fetchval(
@@ -498,6 +483,32 @@ class PostgresStore:
 
 
 _CATALOG_KEYS = {"engineers": "engineer_id", "sites": "site_id", "assets": "asset_id", "contracts": "contract_id"}
+
+
+def upsert_current_sql(table: str) -> str:
+    """Return the statement that upserts `current_state_columns` into a table shaped like `work_orders_current`."""
+    return (
+        f"INSERT INTO {table} (work_order_id, status, version, engineer_id, priority, site_id, updated_at, state)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],"
+        " $7::timestamptz[], $8::json[])"
+        " ON CONFLICT (work_order_id) DO UPDATE SET status = excluded.status, version = excluded.version,"
+        " engineer_id = excluded.engineer_id, priority = excluded.priority, site_id = excluded.site_id,"
+        " updated_at = excluded.updated_at, state = excluded.state"
+    )
+
+
+def current_state_columns(states: list[WorkOrderState]) -> list[list[object]]:
+    """Turn states into one list per column of `work_orders_current`, for `upsert_current_sql`."""
+    return [
+        [state.work_order_id for state in states],
+        [state.status.value for state in states],
+        [state.version for state in states],
+        [state.engineer_id for state in states],
+        [state.priority.value for state in states],
+        [state.site_id for state in states],
+        [state.updated_at for state in states],
+        [_text(state) for state in states],
+    ]
 
 
 def _redacted(dsn: str) -> str:

@@ -16,7 +16,7 @@ import msgspec
 
 from ..projections.names import EVENT_AUDIENCE, WORK_ORDER_TIMELINE, WORK_ORDERS_CURRENT
 from ..projections.replay import LogRow, ProjectionRows
-from .postgres import PostgresStore
+from .postgres import PostgresStore, current_state_columns, upsert_current_sql
 
 _encode_text = msgspec.json.Encoder().encode
 
@@ -112,22 +112,7 @@ class PostgresProjectionTables:
         async with self._db.transaction():
             states = list(rows.states.values())
             if WORK_ORDERS_CURRENT in projections and states:
-                await self._db.execute(
-                    f"INSERT INTO pg_temp.rebuilt_work_orders_current ({_CURRENT_COLUMNS})"
-                    " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],"
-                    " $7::timestamptz[], $8::json[])"
-                    " ON CONFLICT (work_order_id) DO UPDATE SET status = excluded.status, version = excluded.version,"
-                    " engineer_id = excluded.engineer_id, priority = excluded.priority, site_id = excluded.site_id,"
-                    " updated_at = excluded.updated_at, state = excluded.state",
-                    [state.work_order_id for state in states],
-                    [state.status.value for state in states],
-                    [state.version for state in states],
-                    [state.engineer_id for state in states],
-                    [state.priority.value for state in states],
-                    [state.site_id for state in states],
-                    [state.updated_at for state in states],
-                    [_encode_text(state).decode() for state in states],
-                )
+                await self._db.execute(upsert_current_sql("pg_temp.rebuilt_work_orders_current"), *current_state_columns(states))
             if WORK_ORDER_TIMELINE in projections and rows.timeline:
                 await self._db.execute(
                     "INSERT INTO pg_temp.rebuilt_work_order_timeline (sequence, work_order_id, entry)"

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -49,6 +49,23 @@ _decode_timeline = msgspec.json.Decoder(TimelineEntry).decode
 
 def _timestamp(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.timezone.utc).isoformat() if value else None
+
+
+def current_state_rows(states: Iterable[WorkOrderState]) -> list[tuple[object, ...]]:
+    """Turn states into rows of `work_orders_current`, in its column order."""
+    return [
+        (
+            state.work_order_id,
+            state.status.value,
+            state.version,
+            state.engineer_id,
+            state.priority.value,
+            state.site_id,
+            _timestamp(state.updated_at),
+            _encode(state),
+        )
+        for state in states
+    ]
 
 
 def _split_statements(script: str) -> list[str]:
@@ -302,19 +319,7 @@ class SQLiteStore:
             " ON CONFLICT (work_order_id) DO UPDATE SET status = excluded.status, version = excluded.version,"
             " engineer_id = excluded.engineer_id, priority = excluded.priority, site_id = excluded.site_id,"
             " updated_at = excluded.updated_at, state = excluded.state",
-            [
-                (
-                    state.work_order_id,
-                    state.status.value,
-                    state.version,
-                    state.engineer_id,
-                    state.priority.value,
-                    state.site_id,
-                    _timestamp(state.updated_at),
-                    _encode(state),
-                )
-                for state in plan.states.values()
-            ],
+            current_state_rows(plan.states.values()),
         )
         db.executemany(
             "INSERT INTO work_order_timeline (work_order_id, entry) VALUES (?, ?)",

@@ -17,7 +17,7 @@ import msgspec
 
 from ..projections.names import EVENT_AUDIENCE, WORK_ORDER_TIMELINE, WORK_ORDERS_CURRENT
 from ..projections.replay import LogRow, ProjectionRows
-from .sqlite import SQLiteStore, _timestamp
+from .sqlite import SQLiteStore, current_state_rows
 
 T = TypeVar("T")
 _encode = msgspec.json.encode
@@ -128,19 +128,7 @@ class SQLiteProjectionTables:
                 db.executemany(
                     f"INSERT OR REPLACE INTO temp.rebuilt_work_orders_current ({_CURRENT_COLUMNS})"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            state.work_order_id,
-                            state.status.value,
-                            state.version,
-                            state.engineer_id,
-                            state.priority.value,
-                            state.site_id,
-                            _timestamp(state.updated_at),
-                            _encode(state),
-                        )
-                        for state in rows.states.values()
-                    ],
+                    current_state_rows(rows.states.values()),
                 )
             if WORK_ORDER_TIMELINE in projections:
                 db.executemany(
