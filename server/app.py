@@ -66,7 +66,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
             "server_started",
             database=store.description,
             dev_auth=settings.dev_auth_enabled,
-            jwks_url=redact_url(settings.jwks_url) or None,
+            jwks_url=redact_url(settings.jwks_url, hide_bare_user=True) or None,
             algorithms=verifier.accepted_algorithms,
         )
         if demo:

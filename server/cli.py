@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import importlib.util
 import ipaddress
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 T = TypeVar("T")
+
+
+# Development tokens are for a bench; a year is long enough and keeps the expiry a valid date.
+MAX_TOKEN_TTL_HOURS = 24 * 366
 
 
 def _settings(var_dir: Path | None, database_url: str | None = None, **overrides: object) -> Settings:
@@ -158,7 +163,13 @@ def _is_loopback(host: str) -> bool:
 @click.option("--role", required=True, type=click.Choice([role.value for role in Role]), help="Role claim of the token.")
 @click.option("--subject", required=True, help="Subject (user id) of the token.")
 @click.option("--engineer-id", help="Engineer id claim; defaults to the subject for engineers.")
-@click.option("--ttl-hours", default=12.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Lifetime in hours.")
+@click.option(
+    "--ttl-hours",
+    default=12.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True, max=MAX_TOKEN_TTL_HOURS),
+    help=f"Lifetime in hours, at most {MAX_TOKEN_TTL_HOURS} (one year).",
+)
 @click.option("--var-dir", type=click.Path(path_type=Path), help="Folder with the development key [env: CSDP_VAR_DIR].")
 def token(role: str, subject: str, engineer_id: str | None, ttl_hours: float, var_dir: Path | None) -> None:
     """Print a bearer token signed with the development key."""
@@ -167,24 +178,27 @@ def token(role: str, subject: str, engineer_id: str | None, ttl_hours: float, va
 
     if not subject.strip():
         raise click.BadParameter("must not be empty", param_hint="--subject")
+    if not math.isfinite(ttl_hours):
+        raise click.BadParameter(f"{ttl_hours} is not a number of hours", param_hint="--ttl-hours")
     settings = _settings(var_dir)
     if not settings.dev_auth_enabled:
         raise click.ClickException(
             "development tokens are off in this configuration (an identity provider is set, or CSDP_DEV_AUTH=false); "
             "get a token from the identity provider instead"
         )
-    if not settings.dev_key_path.exists():
-        click.echo(
-            f"Created a new development key at {settings.dev_key_path}; a server with another "
-            "CSDP_VAR_DIR rejects this token.",
-            err=True,
-        )
+    key_existed = settings.dev_key_path.exists()
     try:
         value = mint_dev_token(
             settings, subject=subject, role=Role(role), engineer_id=engineer_id, ttl=dt.timedelta(hours=ttl_hours)
         )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    if not key_existed:
+        click.echo(
+            f"Created a new development key at {settings.dev_key_path}; a server with another "
+            "CSDP_VAR_DIR rejects this token.",
+            err=True,
+        )
     click.echo(value)
 
 

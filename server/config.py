@@ -218,16 +218,17 @@ _SECONDS_LIMITS = (
 
 def _check_http_url(name: str, url: str) -> None:
     """Raise ConfigError unless `url` is an http(s) URL with a host and a valid port."""
+    shown = redact_url(url, hide_bare_user=True)
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"{name}={redact_url(url)!r} is invalid: {exc}") from None
+        raise ConfigError(f"{name}={shown!r} is invalid: {exc}") from None
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host or not all(c.isalnum() or c in ".-:[]_" for c in host):
-        raise ConfigError(f"{name}={redact_url(url)!r} is invalid: expected https://HOST[:PORT]/PATH or http://HOST[:PORT]/PATH")
+        raise ConfigError(f"{name}={shown!r} is invalid: expected https://HOST[:PORT]/PATH or http://HOST[:PORT]/PATH")
     if port == 0:
-        raise ConfigError(f"{name}={redact_url(url)!r} is invalid: port 0 cannot be connected to")
+        raise ConfigError(f"{name}={shown!r} is invalid: port 0 cannot be connected to")
 
 
 def _positive_int(env: dict[str, str] | os._Environ[str], name: str) -> int:
@@ -272,10 +273,16 @@ def _boolean(env: dict[str, str] | os._Environ[str], name: str) -> bool:
     raise ConfigError(f"{name}={env[name]!r} is invalid: expected true or false")
 
 
-def redact_url(url: str) -> str:
-    """Hide the password of a URL, for logs and messages."""
+def redact_url(url: str, *, hide_bare_user: bool = False) -> str:
+    """Hide the password of a URL, for logs and messages.
+
+    With `hide_bare_user`, a user name given without a password is hidden too,
+    because some services take a token in that place.
+    """
     scheme, separator, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at or ":" not in credentials:
+    authority, slash, path = rest.partition("/")
+    credentials, at, host = authority.rpartition("@")
+    if not at or (":" not in credentials and not hide_bare_user):
         return url
-    return f"{scheme}{separator}{credentials.split(':', 1)[0]}:***@{host}"
+    shown = f"{credentials.split(':', 1)[0]}:***" if ":" in credentials else "***"
+    return f"{scheme}{separator}{shown}@{host}{slash}{path}"

@@ -29,6 +29,9 @@ def invalid_correlation_id(raw: bytes) -> str | None:
 
 def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(format="%(message)s", level=level)
+    # httpx logs each request's full URL at INFO, password included; the server
+    # logs its own fetches with the password hidden.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -62,6 +65,8 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
         scope.setdefault("state", {})["correlation_id"] = correlation_id
         if problem is not None:
             log.info("correlation_id_rejected", path=scope.get("path"), correlation_id=correlation_id, error=problem)
+            if scope.get("method") == "POST":
+                _audit_bad_header(scope, headers, correlation_id, problem)
             await _send_bad_header(send, correlation_id, problem, raw)
             return
         started = time.perf_counter()
@@ -88,6 +93,29 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
             )
 
     return middleware
+
+
+def _audit_bad_header(scope: Scope, headers: dict[bytes, bytes], correlation_id: str, message: str) -> None:
+    """Queue a command rejected for its X-Correlation-ID for the audit, as the API does for other rejected POSTs."""
+    recorder = getattr(scope["app"].state, "denied_requests", None)
+    if recorder is None:
+        return
+    from .security.audit import denied_request_from_headers
+
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    device = headers.get(b"x-device-id", b"").decode("latin-1") or None
+    recorder.record(
+        denied_request_from_headers(
+            method="POST",
+            path=scope.get("path", "/"),
+            authorization=authorization,
+            device_id=device,
+            correlation_id=correlation_id,
+            status_code=400,
+            reason="malformed_request",
+            message=message,
+        )
+    )
 
 
 async def _send_bad_header(send: Send, correlation_id: str, message: str, raw: bytes) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -47,6 +48,8 @@ class IdentityProvider:
         self.failing = False
         # When set, served instead of the JWKS document, to test broken providers.
         self.replacement_body: bytes | None = None
+        # Seconds each JWKS response waits before it is sent, to test a slow provider.
+        self.delay_seconds = 0.0
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
         self._thread.start()
@@ -115,6 +118,7 @@ class IdentityProvider:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
                 provider.fetches += 1
+                time.sleep(provider.delay_seconds)
                 if provider.failing:
                     self.send_response(503)
                     self.end_headers()

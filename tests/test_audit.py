@@ -339,3 +339,17 @@ def test_unusable_correlation_id_400(api, header, message):
     assert response.json()["field"] == "X-Correlation-ID"
     assert message in response.json()["message"]
     assert response.headers["x-correlation-id"] == response.json()["correlation_id"]
+
+
+def test_command_with_bad_correlation_id_audited(api):
+    dispatcher = api("dispatcher", "d-1")
+    manager = api("manager", "m-1")
+
+    response = dispatcher.post("/v1/events", json={"events": [created("wo-1")]}, headers={"X-Correlation-ID": "bad id"})
+    items = wait_for_entries(manager, 1, outcome="DENIED")
+
+    assert response.status_code == 400
+    assert [(item["subject"], item["subject_verified"], item["status_code"], item["reason"]) for item in items] == [
+        ("d-1", False, 400, "malformed_request")
+    ]
+    assert items[0]["correlation_id"] == response.json()["correlation_id"]

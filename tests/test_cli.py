@@ -371,7 +371,19 @@ def test_token_unwritable_var_dir_rejected(tmp_path):
 
     assert result.returncode == 1
     assert "cannot read or create the development key" in result.stderr
+    assert "Created a new development key" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("hours", ["inf", "nan", "1e12", "-1"])
+def test_token_bad_lifetime_rejected(tmp_path, hours):
+    result = CliRunner().invoke(
+        main, ["token", "--role", "admin", "--subject", "a-1", "--ttl-hours", hours], env=csdp_env(tmp_path)
+    )
+
+    assert result.exit_code == 2
+    assert "--ttl-hours" in result.output
+    assert not (tmp_path / "dev-jwt-key").exists()
 
 
 def test_serve_var_dir_is_a_file_rejected(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from identity_provider import new_private_key, public_pem
 
 from server.app import create_app
 from server.config import ConfigError, Settings, redact_url
+from server.logging import configure_logging
 
 BAD_VALUES = [
     ("CSDP_JWT_LEEWAY_SECONDS", "nan", "CSDP_JWT_LEEWAY_SECONDS='nan' is invalid"),
@@ -77,10 +79,12 @@ def test_dev_key_in_unwritable_folder(tmp_path):
         ("http://fsm:s3cr3t@127.0.0.1:8/jwks", "http://fsm:***@127.0.0.1:8/jwks"),
         ("postgresql://app:pw@db:5432/csdp", "postgresql://app:***@db:5432/csdp"),
         ("http://127.0.0.1:8/jwks", "http://127.0.0.1:8/jwks"),
+        ("http://tok3n@127.0.0.1:8/jwks", "http://***@127.0.0.1:8/jwks"),
+        ("http://127.0.0.1:8/a@b", "http://127.0.0.1:8/a@b"),
     ],
 )
 def test_redact_url_hides_password(url, shown):
-    assert redact_url(url) == shown
+    assert redact_url(url, hide_bare_user=True) == shown
 
 
 def test_defaults_are_valid(tmp_path):
@@ -89,3 +93,18 @@ def test_defaults_are_valid(tmp_path):
     assert settings.dev_auth_enabled
     assert settings.rate_limit_burst >= 1
     assert Path(settings.effective_database_url.removeprefix("sqlite:///")).name == "csdp.sqlite3"
+
+
+def test_httpx_request_lines_not_logged():
+    """httpx logs full URLs, passwords included, at INFO; the server keeps its own redacted lines."""
+    configure_logging("INFO")
+    try:
+        level = logging.getLogger("httpx").getEffectiveLevel()
+    finally:
+        configure_logging("WARNING")
+
+    assert level >= logging.WARNING
+
+
+def test_redact_url_keeps_database_user():
+    assert redact_url("postgresql://postgres@127.0.0.1:5432/csdp") == "postgresql://postgres@127.0.0.1:5432/csdp"

@@ -156,6 +156,14 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll until `condition` holds, because the server refreshes keys in the background."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
 # (case id, token builder, status, reason). Builders get the provider and return the Authorization token.
 ATTACKS: list[tuple[str, Callable[[IdentityProvider], str], int, str]] = [
     ("alg none", lambda idp: jwt.encode(idp.claims("admin-1", ["admin"]), None, algorithm="none"), 401, "algorithm_not_allowed"),
@@ -211,6 +219,7 @@ ATTACKS: list[tuple[str, Callable[[IdentityProvider], str], int, str]] = [
     ("blank sub", lambda idp: idp.token("  "), 401, "invalid_subject"),
     ("numeric sub", lambda idp: idp.token(42), 401, "invalid_subject"),
     ("exp as text", lambda idp: idp.token("d-1", exp="tomorrow"), 401, "invalid_token"),
+    ("iat as true", lambda idp: idp.token("d-1", iat=True), 401, "invalid_token"),
     ("control character in sub", lambda idp: idp.token("d-1\nadmin"), 401, "invalid_subject"),
     ("missing role", lambda idp: idp.token("d-1", realm_access=None), 403, "no_role"),
     ("empty role list", lambda idp: idp.token("d-1", []), 403, "no_role"),
@@ -295,12 +304,16 @@ def test_key_rotation_without_restart(tmp_path, idp, serve):
     new = call(live, "GET", "/v1/work-orders", idp.token("d-1", kid=new_kid))
     fetches_after_new_kid = idp.fetches
     idp.remove_key("rsa-1")
-    time.sleep(1.2)  # past the cache lifetime, so the next request fetches the keys again
+    time.sleep(1.2)  # past the cache lifetime
+    # This request still meets the cached keys and starts the background fetch.
+    last_with_old_key = call(live, "GET", "/v1/work-orders", old_token)
+    wait_for(lambda: idp.fetches == 3)
     retired = call(live, "GET", "/v1/work-orders", old_token)
 
     assert fetches_before_rotation == 1
     assert new.status_code == 200
     assert fetches_after_new_kid == 2
+    assert last_with_old_key.status_code == 200
     assert_denied(retired, 401, "unknown_key", old_token)
 
 
@@ -341,9 +354,10 @@ def test_cached_keys_outlive_a_provider_outage(tmp_path, idp, serve):
     time.sleep(0.3)
 
     response = call(live, "GET", "/v1/work-orders", token)
+    wait_for(lambda: idp.fetches >= 2)
 
     assert response.status_code == 200
-    assert idp.fetches >= 2
+    assert call(live, "GET", "/v1/work-orders", token).status_code == 200
 
 
 @pytest.mark.parametrize(("leeway", "status"), [(30, 200), (0, 401)])
@@ -483,6 +497,7 @@ BROKEN_DOCUMENTS = {
     "alg none key": b'{"keys": [{"kty": "RSA", "kid": "rsa-1", "alg": "none", "n": "AQAB", "e": "AQAB"}]}',
     "symmetric key": b'{"keys": [{"kty": "oct", "kid": "rsa-1", "alg": "HS256", "k": "c2VjcmV0"}]}',
     "garbage key": b'{"keys": [{"kty": "RSA", "kid": "rsa-1", "n": 5}]}',
+    "kid not a string": b'{"keys": [{"kty": "RSA", "kid": 5, "n": "AQAB", "e": "AQAB"}]}',
 }
 
 
@@ -506,9 +521,11 @@ def test_broken_jwks_keeps_cached_keys(tmp_path, idp, serve, body):
     time.sleep(0.2)
 
     response = call(live, "GET", "/v1/work-orders", token)
+    wait_for(lambda: idp.fetches == 2)
+    after_refresh = call(live, "GET", "/v1/work-orders", token)
 
     assert response.status_code == 200
-    assert idp.fetches == 2
+    assert after_refresh.status_code == 200
 
 
 def test_provider_outage_does_not_queue_fetches(tmp_path, idp, serve):
@@ -532,3 +549,32 @@ def test_jwks_url_password_not_logged(tmp_path, idp, serve):
     assert "s3cr3t-pass" not in response.text
     assert records
     assert not [record for record in records if "s3cr3t-pass" in repr(record)]
+
+
+def test_slow_provider_delays_no_request(tmp_path, idp, serve):
+    live = serve(provider_settings(tmp_path, idp, jwks_cache_seconds=0.2))
+    token = idp.token("d-1")
+    assert call(live, "GET", "/v1/work-orders", token).status_code == 200
+    idp.delay_seconds = 3
+    time.sleep(0.3)
+
+    started = time.monotonic()
+    statuses = [call(live, "GET", "/v1/work-orders", token).status_code for _ in range(5)]
+    elapsed = time.monotonic() - started
+
+    assert statuses == [200] * 5
+    # Five requests that waited for the 3-second fetch would take at least 3 s.
+    assert elapsed < 2.5
+
+
+def test_key_for_encryption_only_not_used(tmp_path, idp, serve):
+    document = idp.jwks()
+    for key in document["keys"]:
+        key.pop("use")
+        key["key_ops"] = ["encrypt"]
+    idp.replacement_body = json.dumps(document).encode()
+    live = serve(provider_settings(tmp_path, idp))
+
+    response = call(live, "GET", "/v1/work-orders", idp.token("d-1"))
+
+    assert response.status_code == 503

@@ -54,6 +54,33 @@ def _claimed_subject(authorization: str | None) -> str | None:
     return _clip(claims.get("sub")) if isinstance(claims, dict) else None
 
 
+def denied_request_from_headers(
+    *,
+    method: str,
+    path: str,
+    authorization: str | None,
+    device_id: str | None,
+    correlation_id: str | None,
+    status_code: int,
+    reason: str,
+    message: str,
+) -> DeniedRequest:
+    """Build a denied request from raw header values, for a request rejected before the token was checked."""
+    return DeniedRequest(
+        denied_at=dt.datetime.now(dt.timezone.utc),
+        subject=_claimed_subject(authorization),
+        subject_verified=False,
+        role=None,
+        device_id=_clip(device_id),
+        correlation_id=correlation_id,
+        method=method,
+        path=_clip(path) or "/",
+        status_code=status_code,
+        reason=reason,
+        message=message[:1000],
+    )
+
+
 def denied_request_from(request: Request, status_code: int, reason: str, message: str) -> DeniedRequest:
     state = request.scope.get("state", {})
     actor: Actor | None = state.get("actor")

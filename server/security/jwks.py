@@ -39,6 +39,7 @@ class JwksCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
+        self.shown_url = redact_url(url, hide_bare_user=True)
         self._cache_seconds = cache_seconds
         self._min_refresh_seconds = min_refresh_seconds
         self._timeout = timeout
@@ -47,6 +48,7 @@ class JwksCache:
         self._fetched_at: float | None = None
         self._attempted_at = float("-inf")
         self._last_error: str | None = None
+        self._background: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0
 
@@ -54,7 +56,12 @@ class JwksCache:
         """Return the key with this `kid`; without a `kid`, the provider's only key."""
         now = self._clock()
         if self._fetched_at is None or now - self._fetched_at >= self._cache_seconds:
-            await self._refresh(stale_after=now)
+            if self._keys:
+                # Serve with the cached keys while a background task fetches new ones, so a
+                # slow provider delays no request; a retired key works until that fetch ends.
+                self._refresh_in_background(now)
+            else:
+                await self._refresh(stale_after=now)
         found = self._find(kid)
         if found is None and self._keys and self._clock() - self._attempted_at >= self._min_refresh_seconds:
             # An unknown kid may be a key the provider rotated in since the last fetch.
@@ -67,6 +74,18 @@ class JwksCache:
                 )
             raise AuthenticationError("unknown_key", f"invalid token: no key with kid {kid[:64]!r} is published by the identity provider")
         return found
+
+    def _refresh_in_background(self, stale_after: float) -> None:
+        if self._background is not None and not self._background.done():
+            return
+
+        async def refresh() -> None:
+            try:
+                await self._refresh(stale_after=stale_after)
+            except KeysUnavailable:
+                pass  # _refresh logged it, and the cached keys stay in use
+
+        self._background = asyncio.create_task(refresh(), name="jwks-refresh")
 
     def _find(self, kid: str | None) -> jwt.PyJWK | None:
         if kid is None:
@@ -91,9 +110,9 @@ class JwksCache:
                 keys = await asyncio.wait_for(self._fetch(), self._timeout)
             except (KeysUnavailable, asyncio.TimeoutError) as exc:
                 self._attempted_at = self._clock()
-                self._last_error = str(exc) or f"fetching {redact_url(self.url)} timed out after {self._timeout:g} s"
+                self._last_error = str(exc) or f"fetching {self.shown_url} timed out after {self._timeout:g} s"
                 log.warning(
-                    "jwks_refresh_failed", url=redact_url(self.url), error=self._last_error, cached_keys=len(self._keys)
+                    "jwks_refresh_failed", url=self.shown_url, error=self._last_error, cached_keys=len(self._keys)
                 )
                 if not self._keys:
                     raise KeysUnavailable(self._last_error) from None
@@ -103,11 +122,11 @@ class JwksCache:
             self._keys = keys
             self._fetched_at = self._attempted_at = self._clock()
             self._last_error = None
-            log.info("jwks_fetched", url=redact_url(self.url), key_ids=[kid for kid in keys if kid is not None])
+            log.info("jwks_fetched", url=self.shown_url, key_ids=[kid for kid in keys if kid is not None])
 
     async def _fetch(self) -> dict[str | None, jwt.PyJWK]:
         self.fetches += 1
-        url = redact_url(self.url)
+        url = self.shown_url
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as client:
                 response = await client.get(self.url, headers={"Accept": "application/json"})
@@ -127,8 +146,8 @@ class JwksCache:
 def _signing_keys(document: object, url: str) -> dict[str | None, jwt.PyJWK]:
     """Parse the usable signing keys of a JWKS document, skipping keys that cannot verify tokens here.
 
-    A key is skipped when pyjwt cannot load it, when it is marked for
-    encryption, or when its algorithm is not an asymmetric one (an `oct`
+    A key is skipped when pyjwt cannot load it, when its `use` or `key_ops`
+    do not allow verifying signatures, or when its algorithm is not an asymmetric one (an `oct`
     key or `alg: none` must never verify a provider token).
     """
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
@@ -141,7 +160,12 @@ def _signing_keys(document: object, url: str) -> dict[str | None, jwt.PyJWK]:
         except Exception:  # noqa: BLE001 - pyjwt raises several types for malformed or unsupported keys
             skipped += 1
             continue
-        if key.public_key_use not in (None, "sig") or key.algorithm_name not in IDENTITY_PROVIDER_ALGORITHMS:
+        operations = entry.get("key_ops") if isinstance(entry, dict) else None
+        if (
+            key.public_key_use not in (None, "sig")
+            or (operations is not None and (not isinstance(operations, list) or "verify" not in operations))
+            or key.algorithm_name not in IDENTITY_PROVIDER_ALGORITHMS
+        ):
             skipped += 1
             continue
         keys[key.key_id] = key

@@ -89,6 +89,10 @@ class TokenVerifier:
         algorithm = header.get("alg")
         key, issuer, role_claim, engineer_claim = await self._verification_inputs(algorithm, header.get("kid"))
         claims = self._decode(token, key, algorithm, issuer)
+        for name in ("exp", "iat", "nbf"):
+            # JSON true passes pyjwt's integer checks, because bool is an int in Python.
+            if isinstance(claims.get(name), bool):
+                raise AuthenticationError("invalid_token", f"invalid token: the {name} claim must be a number")
 
         subject = _printable_claim(claims["sub"])
         if subject is None:
