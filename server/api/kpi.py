@@ -124,7 +124,8 @@ async def get_kpi(request: Request, actor: CurrentActor) -> KpiResponse:
         # The parameters were checked above, so this is a history the engine cannot replay.
         log.error("kpi_history_invalid", error=str(exc), window_start=start.isoformat(), window_end=end.isoformat())
         raise ProjectionInvalid(
-            f"the KPI history cannot be replayed: {exc}; run `csdp projections verify kpi_order_history`"
+            f"the KPI history cannot be replayed: {exc}; delete the rows of kpi_order_history and its"
+            " projector_checkpoints row so that the projector rebuilds it from the log"
         ) from None
 
     projector = getattr(request.app.state, "kpi_projector", None)

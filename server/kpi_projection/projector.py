@@ -29,7 +29,7 @@ KpiHistory = Union[SQLiteKpiHistory, PostgresKpiHistory]
 DEFAULT_BATCH_SIZE = 500
 # How long the projector sleeps once it has caught up, before it reads the log again.
 DEFAULT_POLL_SECONDS = 0.2
-# Longest pause after repeated failures; the pause doubles from the poll interval up to this.
+# Maximum pause after repeated failures; the pause doubles from the poll interval up to this.
 MAX_BACKOFF_SECONDS = 30.0
 
 
@@ -70,15 +70,6 @@ class KpiProjector:
 
     async def lag(self) -> ProjectorLag:
         return await self.history.lag()
-
-    async def catch_up(self) -> int:
-        """Apply batches until the checkpoint reaches the log head seen at the last read; return the events read."""
-        total = 0
-        while True:
-            count, _ = await self.history.apply_batch(self.batch_size)
-            total += count
-            if count < self.batch_size:
-                return total
 
     async def _run(self) -> None:
         lag = await self._lag_or_none()
