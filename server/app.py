@@ -18,6 +18,9 @@ from .api.errors import EXCEPTION_HANDLERS
 from .api.events import post_events
 from .api.queries import get_changes, get_timeline, get_work_order, list_work_orders
 from .api.audit import list_audit
+from .api.board import get_engineer_board
+from .api.kpi import get_kpi
+from .kpi_projection.projector import KpiProjector
 from .security import TokenVerifier
 from .security.audit import DeniedRequestRecorder
 from .security.rate_limit import RateLimiter
@@ -52,9 +55,11 @@ async def transitions() -> bytes:
     return transition_table_json()
 
 
-def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
+def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = True) -> Litestar:
+    """Build the app; `kpi_projector=False` leaves the KPI projector off, so `GET /v1/kpi` reports its lag."""
     settings.validate()
     store = create_store(settings)
+    projector = KpiProjector(store) if kpi_projector else None
     verifier = TokenVerifier(settings)
     denied_requests = DeniedRequestRecorder(store)
 
@@ -73,9 +78,13 @@ def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
             from .demo import load_demo
 
             await load_demo(store)
+        if projector is not None:
+            projector.start()
         try:
             yield
         finally:
+            if projector is not None:
+                await projector.stop()
             await denied_requests.stop()
             await store.close()
             log.info("server_stopped")
@@ -88,6 +97,8 @@ def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
             get_timeline,
             get_changes,
             list_audit,
+            get_kpi,
+            get_engineer_board,
             health,
             ready,
             transitions,
@@ -112,5 +123,6 @@ def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
     app.state.store = store
     app.state.verifier = verifier
     app.state.denied_requests = denied_requests
+    app.state.kpi_projector = projector
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     return app

@@ -36,6 +36,8 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
     "work_orders.timeline": ALL_ROLES,
     "sync.changes": ALL_ROLES,
     "audit.list": frozenset({Role.MANAGER, Role.ADMIN}),
+    "kpi.get": frozenset({Role.MANAGER, Role.ADMIN}),
+    "engineers.board": OFFICE_ROLES,
 }
 
 # Routes whose calls count against the subject's rate limit.

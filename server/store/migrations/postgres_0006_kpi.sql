@@ -1,0 +1,26 @@
+-- Migration 6 of the PostgreSQL store: the KPI projector's history table and checkpoints.
+
+-- Durable position of each asynchronous projector: the last global position it has applied.
+-- A projector writes its rows and this row in one transaction.
+CREATE TABLE projector_checkpoints (
+    name       TEXT PRIMARY KEY,
+    position   BIGINT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+
+-- Projection: the events of each work order that the KPI engine reads, one row per event,
+-- with only the payload fields it uses.
+CREATE TABLE kpi_order_history (
+    work_order_id   TEXT COLLATE "C" NOT NULL,
+    global_position BIGINT NOT NULL,
+    stream_version  INTEGER NOT NULL,
+    type            TEXT NOT NULL,
+    effective_time  TIMESTAMPTZ NOT NULL,
+    engineer_id     TEXT,
+    asset_id        TEXT,
+    contract_id     TEXT,
+    fixed           BOOLEAN,
+    PRIMARY KEY (work_order_id, global_position)
+);
+CREATE INDEX kpi_order_history_time ON kpi_order_history (effective_time, work_order_id);
+CREATE INDEX kpi_order_history_type_time ON kpi_order_history (type, effective_time, work_order_id);

@@ -1,0 +1,115 @@
+"""GET /v1/engineers/board on both stores: one engineer in each status."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+from api_helpers import Clients, event, post_batch
+from conftest import LiveServer
+
+from server.sla.calendar import business_calendar
+from server.store import create_store
+
+import msgspec
+
+# Status each order's events lead to, for the engineer who holds it.
+PATHS = {
+    "en_route": ["accepted", "travel_started"],
+    "on_site": ["accepted", "travel_started", "arrived"],
+    "working": ["accepted", "travel_started", "arrived", "work_started"],
+    "on_hold": ["accepted", "travel_started", "arrived", "work_started", "hold_started"],
+}
+PAYLOADS = {"hold_started": {"reason": "parts"}}
+
+
+def order_events(order_id: str, engineer_id: str, steps: list[str], planned_start: str | None = None) -> list[dict[str, Any]]:
+    created_payload = {"title": "Coolant leak", "site_id": "site-1", "priority": "P2"}
+    assignment: dict[str, Any] = {"engineer_id": engineer_id}
+    if planned_start:
+        assignment["planned_start"] = planned_start
+    bodies = [event(order_id, "created", 0, created_payload), event(order_id, "assigned", 1, assignment)]
+    for version, step in enumerate(steps, start=2):
+        bodies.append(event(order_id, step, version, PAYLOADS.get(step, {})))
+    return bodies
+
+
+def add_engineers(live: LiveServer, rows: list[dict[str, object]]) -> None:
+    async def write() -> None:
+        store = create_store(live.settings)
+        await store.open(migrate=False)
+        try:
+            await store.upsert_catalog("engineers", rows)
+        finally:
+            await store.close()
+
+    asyncio.run(write())
+
+
+def test_board_shows_each_status(live_server: LiveServer) -> None:
+    clients = Clients(live_server)
+    admin = clients("admin", "admin-1")
+    try:
+        add_engineers(live_server, [{"engineer_id": "e-free", "name": "Ada", "skills": "[]"}])
+        for status, steps in PATHS.items():
+            decisions = post_batch(admin, order_events(f"wo-{status}", f"e-{status}", steps))
+            assert {decision["status"] for decision in decisions} == {"ACCEPTED"}
+        post_batch(admin, order_events("wo-plan-b", "e-free", [], "2030-01-02T08:00:00Z"))
+        post_batch(admin, order_events("wo-plan-a", "e-free", ["accepted"], "2030-01-01T08:00:00Z"))
+        post_batch(admin, order_events("wo-plan-c", "e-free", []))
+
+        response = clients("dispatcher", "d-1").get("/v1/engineers/board")
+        assert response.status_code == 200, response.text
+        board = {entry["engineer_id"]: entry for entry in response.json()}
+    finally:
+        clients.close()
+
+    assert sorted(board) == ["e-en_route", "e-free", "e-on_hold", "e-on_site", "e-working"]
+    for status in PATHS:
+        entry = board[f"e-{status}"]
+        assert entry["status"] == status
+        assert entry["current_order"]["work_order_id"] == f"wo-{status}"
+        assert entry["in_catalog"] is False
+        assert entry["last_update"] is not None
+    free = board["e-free"]
+    assert free["status"] == "available"
+    assert free["name"] == "Ada"
+    assert free["current_order"] is None
+    assert [order["work_order_id"] for order in free["next_orders"]] == ["wo-plan-a", "wo-plan-b", "wo-plan-c"]
+    assert free["has_calendar"] is False
+
+
+@pytest.mark.parametrize(("role", "expected"), [("engineer", 403), ("dispatcher", 200), ("manager", 200), ("admin", 200)])
+def test_board_roles(live_server: LiveServer, role: str, expected: int) -> None:
+    clients = Clients(live_server)
+    try:
+        response = clients(role, "e-1" if role == "engineer" else f"{role}-1").get("/v1/engineers/board")
+    finally:
+        clients.close()
+    assert response.status_code == expected, response.text
+
+
+def test_board_unknown_parameter(live_server: LiveServer) -> None:
+    clients = Clients(live_server)
+    try:
+        response = clients("manager", "m-1").get("/v1/engineers/board", params={"status": "working"})
+    finally:
+        clients.close()
+    assert response.status_code == 422
+    assert response.json()["field"] == "status"
+
+
+def test_off_shift_from_calendar() -> None:
+    from server.board.status import build_board
+
+    closed_all_week_but_monday = business_calendar("Europe/Berlin", {0: [(dt.time(8), dt.time(16))]})
+    calendar_json = msgspec.json.encode(closed_all_week_but_monday).decode()
+    sunday_noon = dt.datetime(2030, 1, 6, 12, tzinfo=dt.timezone.utc)
+    monday_noon = dt.datetime(2030, 1, 7, 11, tzinfo=dt.timezone.utc)
+    catalog = [{"engineer_id": "e-1", "name": "Ada", "calendar": calendar_json}]
+
+    assert build_board(catalog, [], [], {}, sunday_noon)[0].status == "off_shift"
+    assert build_board(catalog, [], [], {}, monday_noon)[0].status == "available"
+    assert build_board([{"engineer_id": "e-1", "name": "Ada"}], [], [], {}, sunday_noon)[0].status == "available"

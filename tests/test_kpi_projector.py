@@ -1,0 +1,210 @@
+"""The KPI projector and GET /v1/kpi against the reference computation, on both stores."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import uvicorn
+from conftest import SHARED_SSL_CONTEXT, LiveServer, free_port
+from kpi_reference import reference_kpis
+from test_kpi_engine import HistoryGenerator, assert_same_figures, engine_figures
+
+from server.app import create_app
+from server.config import Settings
+from server.kpi import KpiGroup
+from shared_schema import RecordedEvent, Role
+
+UTC = dt.timezone.utc
+ORDERS = 1000
+WINDOWS = [
+    (dt.datetime(2023, 12, 1, tzinfo=UTC), dt.datetime(2024, 7, 1, tzinfo=UTC)),
+    (dt.datetime(2024, 1, 17, 10, 30, tzinfo=UTC), dt.datetime(2024, 2, 24, 17, 15, 20, tzinfo=UTC)),
+]
+
+
+@contextmanager
+def running_server(settings: Settings, *, kpi_projector: bool = True) -> Iterator[LiveServer]:
+    port = free_port()
+    app = create_app(settings, kpi_projector=kpi_projector)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.02)
+    try:
+        yield LiveServer(base_url=f"http://127.0.0.1:{port}", settings=settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def client(live: LiveServer, role: Role, subject: str = "admin-1") -> httpx.Client:
+    token = live.token(role, subject)
+    return httpx.Client(
+        base_url=live.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60, verify=SHARED_SSL_CONTEXT
+    )
+
+
+@pytest.fixture
+def fast_settings(settings: Settings) -> Settings:
+    """The store of `settings` with the rate limit off, so 1,000 orders post quickly."""
+    return dataclasses.replace(settings, rate_limit_per_minute=0)
+
+
+@pytest.fixture(scope="module")
+def history_bodies() -> list[dict[str, Any]]:
+    """Proposed events of a generated history of 1,000 orders, in the generator's upload order."""
+    generator = HistoryGenerator(seed=77)
+    for number in range(1, ORDERS + 1):
+        generator.generate_order(f"wo-{number:05d}")
+    return [
+        {
+            "client_event_id": str(event.client_event_id),
+            "work_order_id": event.work_order_id,
+            "type": event.type,
+            "payload": event.payload,
+            "occurred_at": event.effective_time.isoformat(),
+            "base_version": event.base_version,
+            "device_id": "generator",
+        }
+        for event in generator.recorded_events()
+    ]
+
+
+def post_all(admin: httpx.Client, bodies: list[dict[str, Any]]) -> None:
+    for start in range(0, len(bodies), 500):
+        response = admin.post("/v1/events", json={"events": bodies[start : start + 500]})
+        assert response.status_code == 200, response.text
+        statuses = {decision["status"] for decision in response.json()["decisions"]}
+        assert statuses == {"ACCEPTED"}, response.text[:2000]
+
+
+def kpi(admin: httpx.Client, start: dt.datetime, end: dt.datetime, group_by: str, **extra: Any) -> dict[str, Any]:
+    params = {"from": start.isoformat(), "to": end.isoformat(), "group_by": group_by, **extra}
+    response = admin.get("/v1/kpi", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_caught_up(admin: httpx.Client, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        projector = kpi(admin, *WINDOWS[0], "day")["projector"]
+        if projector["positions_behind"] == 0:
+            return projector
+        assert time.monotonic() < deadline, f"the projector did not catch up: {projector}"
+        time.sleep(0.1)
+
+
+def read_log(admin: httpx.Client) -> list[RecordedEvent]:
+    events: list[RecordedEvent] = []
+    cursor = 0
+    while True:
+        response = admin.get("/v1/sync/changes", params={"since": cursor, "limit": 5000})
+        assert response.status_code == 200, response.text
+        page = response.json()
+        events.extend(msgspec.convert(item, RecordedEvent) for item in page["events"])
+        cursor = int(page["next_cursor"])
+        if not page["has_more"]:
+            return events
+
+
+def assert_matches_reference(admin: httpx.Client, events: list[RecordedEvent]) -> None:
+    for start, end in WINDOWS:
+        for group_by in ("engineer", "asset", "contract", "day"):
+            for repeat_days in (7, 30):
+                body = kpi(admin, start, end, group_by, repeat_window_days=repeat_days)
+                groups = {
+                    group["key"]: engine_figures(msgspec.convert(group, KpiGroup)) for group in body["groups"]
+                }
+                expected = reference_kpis(events, start, end, group_by, repeat_window_days=repeat_days)
+                assert set(groups) == set(expected), (group_by, start)
+                assert groups, (group_by, start)
+                for key, figures in groups.items():
+                    assert_same_figures(key, figures, expected[key])
+
+
+def test_kpi_matches_reference_across_restart(fast_settings: Settings, history_bodies: list[dict[str, Any]]) -> None:
+    half = len(history_bodies) // 2
+    with running_server(fast_settings) as live, client(live, Role.ADMIN) as admin:
+        post_all(admin, history_bodies[:half])
+        first = wait_caught_up(admin)
+    assert first["checkpoint_position"] == half
+
+    with running_server(fast_settings) as live, client(live, Role.ADMIN) as admin:
+        post_all(admin, history_bodies[half:])
+        projector = wait_caught_up(admin)
+        events = read_log(admin)
+        assert projector["checkpoint_position"] == len(history_bodies) == len(events)
+        assert projector["running"] is True
+        assert_matches_reference(admin, events)
+
+
+def test_lag_reported_until_projector_runs(fast_settings: Settings, history_bodies: list[dict[str, Any]]) -> None:
+    bodies = [body for body in history_bodies if body["work_order_id"] <= "wo-00020"]
+    with running_server(fast_settings, kpi_projector=False) as live, client(live, Role.ADMIN) as admin:
+        post_all(admin, bodies)
+        time.sleep(0.5)
+        projector = kpi(admin, *WINDOWS[0], "engineer")["projector"]
+    assert projector["running"] is False
+    assert projector["positions_behind"] == len(bodies)
+    assert projector["checkpoint_position"] == 0
+    assert projector["seconds_since_checkpoint_event"] is None
+
+    with running_server(fast_settings) as live, client(live, Role.ADMIN) as admin:
+        caught_up = wait_caught_up(admin)
+    assert caught_up["checkpoint_position"] == len(bodies)
+    assert caught_up["seconds_since_checkpoint_event"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "value"),
+    [
+        ({"to": "2024-02-01T00:00:00Z", "group_by": "day"}, "from", None),
+        ({"from": "2024-01-01T00:00:00", "to": "2024-02-01T00:00:00Z", "group_by": "day"}, "from", "2024-01-01T00:00:00"),
+        ({"from": "yesterday", "to": "2024-02-01T00:00:00Z", "group_by": "day"}, "from", "yesterday"),
+        ({"from": "2024-01-01T00:00:00Z", "to": "2024-02-30T00:00:00Z", "group_by": "day"}, "to", "2024-02-30T00:00:00Z"),
+        ({"from": "2024-02-01T00:00:00Z", "to": "2024-02-01T00:00:00Z", "group_by": "day"}, "from", "2024-02-01T00:00:00Z"),
+        ({"from": "2024-01-01T00:00:00Z", "to": "2024-02-01T00:00:00Z", "group_by": "site"}, "group_by", "site"),
+        ({"from": "2024-01-01T00:00:00Z", "to": "2024-02-01T00:00:00Z"}, "group_by", None),
+        (
+            {"from": "2024-01-01T00:00:00Z", "to": "2024-02-01T00:00:00Z", "group_by": "day", "repeat_window_days": "0"},
+            "repeat_window_days",
+            0,
+        ),
+        (
+            {"from": "2024-01-01T00:00:00Z", "to": "2024-02-01T00:00:00Z", "group_by": "day", "repeat_window_days": "x"},
+            "repeat_window_days",
+            "x",
+        ),
+        ({"from": "2024-01-01T00:00:00Z", "to": "2024-02-01T00:00:00Z", "group_by": "day", "limit": "5"}, "limit", "5"),
+        ({"from": "2024-01-01T00:00:00Z", "to": "9999-12-31T00:00:00Z", "group_by": "day"}, "to", "9999-12-31T00:00:00Z"),
+    ],
+)
+def test_kpi_bad_parameters(live_server: LiveServer, params: dict[str, str], field: str, value: Any) -> None:
+    with client(live_server, Role.MANAGER, "m-1") as manager:
+        response = manager.get("/v1/kpi", params=params)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["field"] == field
+    assert body.get("value") == value
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_kpi_roles(live_server: LiveServer, role: Role) -> None:
+    params = {"from": "2024-01-01T00:00:00Z", "to": "2024-02-01T00:00:00Z", "group_by": "engineer"}
+    with client(live_server, role, "e-1" if role is Role.ENGINEER else f"{role.value}-1") as caller:
+        response = caller.get("/v1/kpi", params=params)
+    expected = 200 if role in (Role.MANAGER, Role.ADMIN) else 403
+    assert response.status_code == expected, response.text
