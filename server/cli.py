@@ -192,7 +192,8 @@ def token(role: str, subject: str, engineer_id: str | None, ttl_hours: float, va
 def projections() -> None:
     """Rebuild or verify the projections from the event log and the decisions.
 
-    Projections: work_orders_current, work_order_timeline, event_audience.
+    Projections: work_orders_current, work_order_timeline, event_audience (from the event log and
+    the decisions), engineers, sites, assets, contracts (from catalog_events).
     """
 
 
