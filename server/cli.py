@@ -228,10 +228,13 @@ def projections_rebuild(
     selected = _projection_names(names)
     settings = _settings(var_dir, database_url)
     result = _run_projection_command(lambda console: run_rebuild(settings, selected, batch_size, console))
-    click.echo(
-        f"rebuilt {', '.join(result.projections)} from {result.decisions} decisions and {result.events} events"
-        f" ({result.orders} work orders)"
-    )
+    if result.projections:
+        click.echo(
+            f"rebuilt {', '.join(result.projections)} from {result.decisions} decisions and {result.events} events"
+            f" ({result.orders} work orders)"
+        )
+    if result.catalog_projections:
+        click.echo(f"rebuilt {', '.join(result.catalog_projections)} from {result.catalog_events} catalog events")
 
 
 @projections.command("verify")

@@ -112,6 +112,8 @@ def test_rebuild_catalog_restores_rows(live_server):
     verified = csdp(settings, "projections", "verify")
 
     assert rebuilt.exit_code == 0, rebuilt.output
+    assert "rebuilt sites, assets from 10 catalog events" in rebuilt.output
+    assert "decisions and" not in rebuilt.output
     assert verified.exit_code == 0, verified.output
     clients = Clients(live_server)
     try:

@@ -65,7 +65,8 @@ class CalendarPayload(Strict, tag_field="type", tag="business", kw_only=True):
             return BusinessCalendar(time_zone=self.time_zone, weekly_hours=weekly_hours, holidays=frozenset(self.holidays))
         except ValueError as exc:
             field_name = str(exc).split(":", 1)[0]
-            raise CommandError(str(exc), field=f"{path}.{field_name}", value=_value_of(self, field_name)) from None
+            value = _value_of(self, field_name.split("[", 1)[0])
+            raise CommandError(str(exc), field=f"{path}.{field_name}", value=value) from None
 
 
 class TwentyFourSevenPayload(Strict, tag_field="type", tag="24x7", kw_only=True):

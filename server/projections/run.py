@@ -74,6 +74,8 @@ class RebuildResult:
     decisions: int
     events: int
     orders: int
+    catalog_projections: tuple[str, ...] = ()
+    catalog_events: int = 0
 
 
 class _Scan:
@@ -130,12 +132,13 @@ async def rebuild_projections(
     The catalog projections are replaced together, in one transaction that holds catalog writes.
     """
     catalog = catalog_projections(projections)
+    catalog_events = 0
     if catalog:
         async with tables.final_transaction(hold_ingestion=True):
-            await rebuild_catalog(tables.catalog, catalog)
+            catalog_events = await rebuild_catalog(tables.catalog, catalog)
     projections = tuple(name for name in projections if name not in catalog)
     if not projections:
-        return RebuildResult(catalog, 0, 0, 0)
+        return RebuildResult((), 0, 0, 0, catalog, catalog_events)
     scan = _Scan(tables, projections, batch_size, on_progress)
     try:
         await scan.start()
@@ -148,7 +151,7 @@ async def rebuild_projections(
     finally:
         await tables.drop_scratch()
     replayer = scan.replayer
-    return RebuildResult((*projections, *catalog), replayer.decisions, replayer.events, len(replayer.states))
+    return RebuildResult(projections, replayer.decisions, replayer.events, len(replayer.states), catalog, catalog_events)
 
 
 async def verify_projections(
