@@ -190,7 +190,7 @@ def token(role: str, subject: str, engineer_id: str | None, ttl_hours: float, va
 
 @main.group()
 def projections() -> None:
-    """Rebuild or verify the projections from the event log and the decisions.
+    """Rebuild or verify the projections from the event log, the decisions and the catalog events.
 
     Projections: work_orders_current, work_order_timeline, event_audience (from the event log and
     the decisions), engineers, sites, assets, contracts (from catalog_events).
