@@ -21,6 +21,7 @@ from .api.audit import list_audit
 from .api.board import get_engineer_board
 from .api.kpi import get_kpi
 from .kpi_projection.projector import KpiProjector
+from .api import catalog as catalog_api
 from .security import TokenVerifier
 from .security.audit import DeniedRequestRecorder
 from .security.rate_limit import RateLimiter
@@ -99,6 +100,7 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
             list_audit,
             get_kpi,
             get_engineer_board,
+            *catalog_api.ROUTES,
             health,
             ready,
             transitions,

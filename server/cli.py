@@ -204,9 +204,10 @@ def token(role: str, subject: str, engineer_id: str | None, ttl_hours: float, va
 
 @main.group()
 def projections() -> None:
-    """Rebuild or verify the projections from the event log and the decisions.
+    """Rebuild or verify the projections from the event log, the decisions and the catalog events.
 
-    Projections: work_orders_current, work_order_timeline, event_audience.
+    Projections: work_orders_current, work_order_timeline, event_audience (from the event log and
+    the decisions), engineers, sites, assets, contracts (from catalog_events).
     """
 
 
@@ -241,10 +242,13 @@ def projections_rebuild(
     selected = _projection_names(names)
     settings = _settings(var_dir, database_url)
     result = _run_projection_command(lambda console: run_rebuild(settings, selected, batch_size, console))
-    click.echo(
-        f"rebuilt {', '.join(result.projections)} from {result.decisions} decisions and {result.events} events"
-        f" ({result.orders} work orders)"
-    )
+    if result.projections:
+        click.echo(
+            f"rebuilt {', '.join(result.projections)} from {result.decisions} decisions and {result.events} events"
+            f" ({result.orders} work orders)"
+        )
+    if result.catalog_projections:
+        click.echo(f"rebuilt {', '.join(result.catalog_projections)} from {result.catalog_events} catalog events")
 
 
 @projections.command("verify")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Any
 
 import pytest
+from catalog_helpers import engineer, post_catalog
 from api_helpers import Clients, event, post_batch
 from conftest import LiveServer
 
 from server.sla.calendar import business_calendar
-from server.store import create_store
 
 import msgspec
 
@@ -36,23 +35,22 @@ def order_events(order_id: str, engineer_id: str, steps: list[str], planned_star
     return bodies
 
 
-def add_engineers(live: LiveServer, rows: list[dict[str, object]]) -> None:
-    async def write() -> None:
-        store = create_store(live.settings)
-        await store.open(migrate=False)
-        try:
-            await store.upsert_catalog("engineers", rows)
-        finally:
-            await store.close()
+# Every day from midnight to midnight: always on shift, whatever the time the test runs.
+ALWAYS_ON_SHIFT = {"type": "business", "time_zone": "UTC", "weekly_hours": [[{"start": "00:00:00", "end": "00:00:00"}]] * 7}
 
-    asyncio.run(write())
+
+def add_engineers(live: LiveServer, names: dict[str, str]) -> None:
+    """Register engineers through the catalog command, each always on shift."""
+    with Clients(live)("admin", "catalog-admin") as admin:
+        commands = [engineer(engineer_id, name=name, calendar=ALWAYS_ON_SHIFT) for engineer_id, name in names.items()]
+        post_catalog(admin, commands)
 
 
 def test_board_shows_each_status(live_server: LiveServer) -> None:
     clients = Clients(live_server)
     admin = clients("admin", "admin-1")
     try:
-        add_engineers(live_server, [{"engineer_id": "e-free", "name": "Ada", "skills": "[]"}])
+        add_engineers(live_server, {"e-free": "Ada"})
         for status, steps in PATHS.items():
             decisions = post_batch(admin, order_events(f"wo-{status}", f"e-{status}", steps))
             assert {decision["status"] for decision in decisions} == {"ACCEPTED"}
@@ -78,7 +76,7 @@ def test_board_shows_each_status(live_server: LiveServer) -> None:
     assert free["name"] == "Ada"
     assert free["current_order"] is None
     assert [order["work_order_id"] for order in free["next_orders"]] == ["wo-plan-a", "wo-plan-b", "wo-plan-c"]
-    assert free["has_calendar"] is False
+    assert free["has_calendar"] is True
 
 
 @pytest.mark.parametrize(("role", "expected"), [("engineer", 403), ("dispatcher", 200), ("manager", 200), ("admin", 200)])

@@ -820,7 +820,7 @@ async def test_migrate_from_first_version(empty_schema_url):
         version = await store.schema_version()
     finally:
         await store.close()
-    engineers = await query(empty_schema_url, "SELECT engineer_id FROM engineers")
+    engineers = await query(empty_schema_url, "SELECT engineer_id FROM legacy_engineers")
 
     assert version == LATEST
     assert page.items == []

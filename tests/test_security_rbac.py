@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from api_helpers import assigned, created, event, post_batch
+from catalog_helpers import asset, post_catalog, site, snapshot
 from conftest import SHARED_SSL_CONTEXT, LiveServer, start_server, stop_server
 from schema_helpers import valid_payload
 
@@ -35,6 +36,13 @@ ENDPOINT_CALLS = {
     "audit.list": ("GET", "/v1/audit"),
     "kpi.get": ("GET", "/v1/kpi?from=2024-01-01T00:00:00Z&to=2024-02-01T00:00:00Z&group_by=engineer"),
     "engineers.board": ("GET", "/v1/engineers/board"),
+    "catalog.post": ("POST", "/v1/catalog"),
+    "catalog.engineers": ("GET", "/v1/catalog/engineers"),
+    "catalog.sites": ("GET", "/v1/catalog/sites"),
+    "catalog.assets": ("GET", "/v1/catalog/assets"),
+    "catalog.contracts": ("GET", "/v1/catalog/contracts"),
+    "catalog.asset_configuration": ("GET", "/v1/catalog/assets/cnc-101/configuration"),
+    "work_orders.asset_configuration": ("GET", "/v1/work-orders/wo-1/asset-configuration"),
 }
 PUBLIC_CALLS = {"health": "/health", "ready": "/ready", "schema.transitions": "/v1/schema/transitions"}
 
@@ -51,6 +59,7 @@ def rbac_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server, thread, base_url = start_server(settings)
     live = LiveServer(base_url=base_url, settings=settings)
     with as_role(live, Role.ADMIN) as admin:
+        post_catalog(admin, [site("site-stuttgart"), asset("cnc-101", "site-stuttgart"), snapshot("cnc-101", "2020-01-01T00:00:00Z")])
         post_batch(admin, [created("wo-1"), assigned("wo-1", ENGINEER)])
     yield live
     stop_server(server, thread)
@@ -91,7 +100,11 @@ def test_public_endpoint_needs_no_token(rbac_server, name):
 @pytest.mark.parametrize("name", sorted(ENDPOINT_ROLES))
 def test_endpoint_cell(rbac_server, name, role):
     method, path = ENDPOINT_CALLS[name]
-    body = {"events": [event("wo-1", "note_added", 2, {"text": "called the customer"})]} if method == "POST" else None
+    body = None
+    if name == "events.post":
+        body = {"events": [event("wo-1", "note_added", 2, {"text": "called the customer"})]}
+    elif name == "catalog.post":
+        body = {"commands": [site(f"site-{role.value}")]}
 
     with as_role(rbac_server, role) as http:
         response = http.request(method, path, json=body)

@@ -277,7 +277,7 @@ def test_older_file_migrated_on_open(tmp_path):
 
     with sqlite3.connect(path) as connection:
         versions = [row[0] for row in connection.execute("SELECT version FROM schema_migrations ORDER BY version")]
-        engineers = connection.execute("SELECT engineer_id FROM engineers").fetchall()
+        engineers = connection.execute("SELECT engineer_id FROM legacy_engineers").fetchall()
     connection.close()
     assert versions == list(range(1, LATEST + 1))
     assert engineers == [("e-17",)]

@@ -11,6 +11,7 @@ import msgspec
 from shared_schema import WorkOrderState
 
 from ..store import PostgresStore, Store
+from ..store.catalog import catalog_of
 
 _decode_state = msgspec.json.Decoder(WorkOrderState).decode
 
@@ -34,8 +35,25 @@ class BoardInputs(msgspec.Struct, kw_only=True):
     last_updates: dict[str, dt.datetime]
 
 
+# Engineer documents are read from the catalog in pages of this many.
+_CATALOG_PAGE = 1000
+
+
+async def _engineer_documents(store: Store) -> list[dict[str, object]]:
+    """Return every engineer document of the catalog, in id order."""
+    catalog = catalog_of(store)
+    documents: list[dict[str, object]] = []
+    after: str | None = None
+    while True:
+        page = await catalog.page("engineer", after=after, limit=_CATALOG_PAGE)
+        documents.extend(page[:_CATALOG_PAGE])
+        if len(page) <= _CATALOG_PAGE:
+            return documents
+        after = str(page[_CATALOG_PAGE - 1]["engineer_id"])
+
+
 async def read_board_inputs(store: Store) -> BoardInputs:
-    catalog = await store.list_catalog("engineers")
+    catalog = await _engineer_documents(store)
     if isinstance(store, PostgresStore):
 
         async def read_postgres(db: asyncpg.Connection) -> BoardInputs:

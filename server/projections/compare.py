@@ -36,7 +36,7 @@ VALUE_COLUMNS = {
     WORK_ORDER_TIMELINE: ("entry",),
     EVENT_AUDIENCE: (),
 }
-JSON_COLUMNS = frozenset({"state", "entry"})
+JSON_COLUMNS = frozenset({"state", "entry", "document"})
 MISSING = "(no row)"
 
 

@@ -7,9 +7,11 @@ from collections.abc import Iterable
 WORK_ORDERS_CURRENT = "work_orders_current"
 WORK_ORDER_TIMELINE = "work_order_timeline"
 EVENT_AUDIENCE = "event_audience"
+# Projections of `catalog_events`, one table per catalog entity.
+CATALOG_PROJECTIONS = ("engineers", "sites", "assets", "contracts")
 
 # In the order the rebuild replaces them.
-PROJECTIONS = (WORK_ORDERS_CURRENT, WORK_ORDER_TIMELINE, EVENT_AUDIENCE)
+PROJECTIONS = (WORK_ORDERS_CURRENT, WORK_ORDER_TIMELINE, EVENT_AUDIENCE, *CATALOG_PROJECTIONS)
 
 
 class UnknownProjection(ValueError):

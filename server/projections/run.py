@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from .catalog import CatalogTables, catalog_projections, rebuild_catalog, verify_catalog
 from .compare import ComparedRows, ComparisonReport, compare_projection
 from .replay import LogRow, ProjectionRows, Replayer
 
@@ -27,6 +28,8 @@ class LogChanged(RuntimeError):
 
 class ProjectionTables(ComparedRows, Protocol):
     """Store operations that rebuild and verify projections, all on one connection."""
+
+    catalog: CatalogTables
 
     async def count_log(self) -> tuple[int, int]:
         """Return the number of decisions and of events."""
@@ -71,6 +74,8 @@ class RebuildResult:
     decisions: int
     events: int
     orders: int
+    catalog_projections: tuple[str, ...] = ()
+    catalog_events: int = 0
 
 
 class _Scan:
@@ -122,7 +127,18 @@ async def rebuild_projections(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: ProgressCallback = lambda progress: None,
 ) -> RebuildResult:
-    """Rebuild `projections` from the log, replacing each live table in one transaction of its own."""
+    """Rebuild `projections` from the log, replacing each live table in one transaction of its own.
+
+    The catalog projections are replaced together, in one transaction that holds catalog writes.
+    """
+    catalog = catalog_projections(projections)
+    catalog_events = 0
+    if catalog:
+        async with tables.final_transaction(hold_ingestion=True):
+            catalog_events = await rebuild_catalog(tables.catalog, catalog)
+    projections = tuple(name for name in projections if name not in catalog)
+    if not projections:
+        return RebuildResult((), 0, 0, 0, catalog, catalog_events)
     scan = _Scan(tables, projections, batch_size, on_progress)
     try:
         await scan.start()
@@ -135,7 +151,7 @@ async def rebuild_projections(
     finally:
         await tables.drop_scratch()
     replayer = scan.replayer
-    return RebuildResult(projections, replayer.decisions, replayer.events, len(replayer.states))
+    return RebuildResult(projections, replayer.decisions, replayer.events, len(replayer.states), catalog, catalog_events)
 
 
 async def verify_projections(
@@ -147,6 +163,14 @@ async def verify_projections(
     on_progress: ProgressCallback = lambda progress: None,
 ) -> list[ComparisonReport]:
     """Rebuild `projections` into scratch tables and compare them with the live ones on one snapshot."""
+    catalog = catalog_projections(projections)
+    catalog_reports: list[ComparisonReport] = []
+    if catalog:
+        async with tables.final_transaction(hold_ingestion=False):
+            catalog_reports = await verify_catalog(tables.catalog, catalog, max_differences=max_differences)
+    projections = tuple(name for name in projections if name not in catalog)
+    if not projections:
+        return catalog_reports
     scan = _Scan(tables, projections, batch_size, on_progress)
     try:
         await scan.start()
@@ -155,8 +179,11 @@ async def verify_projections(
             await scan.check_nothing_missed()
             await scan.replay_new_decisions()
             return [
-                await compare_projection(tables, projection, max_differences=max_differences)
-                for projection in projections
+                *[
+                    await compare_projection(tables, projection, max_differences=max_differences)
+                    for projection in projections
+                ],
+                *catalog_reports,
             ]
     finally:
         await tables.drop_scratch()

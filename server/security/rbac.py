@@ -38,6 +38,13 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
     "audit.list": frozenset({Role.MANAGER, Role.ADMIN}),
     "kpi.get": frozenset({Role.MANAGER, Role.ADMIN}),
     "engineers.board": OFFICE_ROLES,
+    "catalog.post": frozenset({Role.MANAGER, Role.ADMIN}),
+    "catalog.engineers": OFFICE_ROLES,
+    "catalog.sites": OFFICE_ROLES,
+    "catalog.assets": OFFICE_ROLES,
+    "catalog.contracts": OFFICE_ROLES,
+    "catalog.asset_configuration": OFFICE_ROLES,
+    "work_orders.asset_configuration": ALL_ROLES,
 }
 
 # Routes whose calls count against the subject's rate limit.

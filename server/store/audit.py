@@ -4,7 +4,8 @@ Decisions are already durable, one row per proposal with the subject, role,
 device and correlation id, so the audit reads them where they are instead of
 writing each one twice. Requests denied before any event was decided
 (authentication, RBAC, rate limit, a malformed command) go to `denied_requests`.
-Both are read through one query, ordered by time.
+Accepted reference data changes are the rows of `catalog_events`. All three
+are read through one query, ordered by time.
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ class DeniedRequest(msgspec.Struct, kw_only=True, frozen=True):
 class AuditEntry(msgspec.Struct, kw_only=True):
     """One line of `GET /v1/audit`.
 
-    `kind` is "decision" for a proposed event and "denied_request" for a denied
-    request. `subject_verified` is false when the subject comes from a token
+    `kind` is "decision" for a proposed event, "denied_request" for a denied
+    request and "catalog_change" for a recorded catalog event, whose
+    `event_type`, `entity` and `entity_id` name the change. `subject_verified` is false when the subject comes from a token
     whose signature or claims did not check out.
     """
 
-    kind: Literal["decision", "denied_request"]
+    kind: Literal["decision", "denied_request", "catalog_change"]
     at: dt.datetime
     subject: str | None
     subject_verified: bool
@@ -65,6 +67,8 @@ class AuditEntry(msgspec.Struct, kw_only=True):
     method: str | None = None
     path: str | None = None
     status_code: int | None = None
+    entity: str | None = None
+    entity_id: str | None = None
 
 
 class AuditPage(msgspec.Struct, kw_only=True):
@@ -89,16 +93,20 @@ class AuditQuery:
 
 
 def audit_select(*, true: str, text_of: Callable[[str], str]) -> str:
-    """Build the union of decisions and denied requests with the columns of `AuditEntry`, in one dialect."""
+    """Build the union of decisions, denied requests and catalog events with the columns of `AuditEntry`, in one dialect."""
     return (
         "SELECT 'decision' AS kind, decided_at AS at, decision_id AS id, subject, "
         f"{true} AS verified, actor_role AS role, device_id, correlation_id, status AS outcome, "
         f"reason_code AS reason, work_order_id, type AS event_type, {text_of('client_event_id')} AS client_event_id, "
         "CAST(NULL AS TEXT) AS method, CAST(NULL AS TEXT) AS path, CAST(NULL AS INTEGER) AS status_code, "
-        f"{text_of('decision')} AS detail FROM decisions "
+        f"{text_of('decision')} AS detail, CAST(NULL AS TEXT) AS entity, CAST(NULL AS TEXT) AS entity_id FROM decisions "
         "UNION ALL "
         "SELECT 'denied_request', denied_at, denial_id, subject, subject_verified, role, device_id, correlation_id, "
-        "'DENIED', reason, NULL, NULL, NULL, method, path, status_code, message FROM denied_requests"
+        "'DENIED', reason, NULL, NULL, NULL, method, path, status_code, message, NULL, NULL FROM denied_requests "
+        "UNION ALL "
+        f"SELECT 'catalog_change', recorded_at, id, actor, {true}, actor_role, device_id, correlation_id, "
+        "'ACCEPTED', 'applied', NULL, type, NULL, NULL, NULL, NULL, type || ' ' || entity || ' ' || entity_id, "
+        "entity, entity_id FROM catalog_events"
     )
 
 
@@ -137,7 +145,7 @@ def audit_where(query: AuditQuery, placeholder: Callable[[int], str], instant: C
 def audit_entry(row: Any) -> AuditEntry:
     """Turn a row of `audit_select` (as a mapping or a tuple in its column order) into an entry."""
     kind, at, _, subject, verified, role, device_id, correlation_id, outcome, reason = row[:10]
-    work_order_id, event_type, client_event_id, method, path, status_code, detail = row[10:17]
+    work_order_id, event_type, client_event_id, method, path, status_code, detail, entity, entity_id = row[10:19]
     if isinstance(at, str):
         at = dt.datetime.fromisoformat(at)
     if kind == "decision":
@@ -161,6 +169,8 @@ def audit_entry(row: Any) -> AuditEntry:
         method=method,
         path=path,
         status_code=status_code,
+        entity=entity,
+        entity_id=entity_id,
     )
 
 
@@ -183,7 +193,7 @@ def decode_audit_cursor(cursor: str) -> tuple[str, str, int]:
         not isinstance(value, list)
         or len(value) != 3
         or not isinstance(value[0], str)
-        or value[1] not in ("decision", "denied_request")
+        or value[1] not in ("decision", "denied_request", "catalog_change")
         or type(value[2]) is not int
         or not 0 <= value[2] <= MAX_ROW_ID
     ):

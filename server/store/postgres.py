@@ -449,41 +449,6 @@ class PostgresStore:
     async def count_decisions(self) -> int:
         return await self._with_connection(lambda db: db.fetchval("SELECT count(*) FROM decisions"))
 
-    # -- reference data ------------------------------------------------------
-
-    async def upsert_catalog(self, table: str, rows: list[dict[str, object]]) -> None:
-        """Insert or replace reference rows; `table` is one of the catalog tables."""
-        key = _CATALOG_KEYS.get(table)
-        if key is None:
-            raise ValueError(f"unknown catalog table {table!r}")
-        if not rows:
-            return
-        columns = list(rows[0])
-        updates = ", ".join(f"{column} = excluded.{column}" for column in columns if column != key)
-        sql = (
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))})"
-            f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
-        )
-
-        async def write(db: asyncpg.Connection) -> None:
-            async with db.transaction():
-                await db.executemany(sql, [[row[column] for column in columns] for row in rows])
-
-        await self._with_connection(write)
-
-    async def list_catalog(self, table: str) -> list[dict[str, object]]:
-        key = _CATALOG_KEYS.get(table)
-        if key is None:
-            raise ValueError(f"unknown catalog table {table!r}")
-
-        async def read(db: asyncpg.Connection) -> list[dict[str, object]]:
-            return [dict(row) for row in await db.fetch(f"SELECT * FROM {table} ORDER BY {key}")]
-
-        return await self._with_connection(read)
-
-
-_CATALOG_KEYS = {"engineers": "engineer_id", "sites": "site_id", "assets": "asset_id", "contracts": "contract_id"}
-
 
 def upsert_current_sql(table: str) -> str:
     """Return the statement that upserts `current_state_columns` into a table shaped like `work_orders_current`."""

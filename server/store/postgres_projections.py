@@ -16,6 +16,7 @@ import msgspec
 
 from ..projections.names import EVENT_AUDIENCE, WORK_ORDER_TIMELINE, WORK_ORDERS_CURRENT
 from ..projections.replay import LogRow, ProjectionRows
+from .postgres_catalog import PostgresCatalog
 from .postgres import PostgresStore, current_state_columns, upsert_current_sql
 
 _encode_text = msgspec.json.Encoder().encode
@@ -72,6 +73,7 @@ class PostgresProjectionTables:
         self._db = connection
         self._page_size = page_size
         self._scratch: list[str] = []
+        self.catalog = PostgresCatalog(connection=connection)
 
     @classmethod
     @asynccontextmanager

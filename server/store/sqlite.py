@@ -460,34 +460,3 @@ class SQLiteStore:
 
     async def count_decisions(self) -> int:
         return await self._run(lambda db: db.execute("SELECT count(*) FROM decisions").fetchone()[0])
-
-    # -- reference data ------------------------------------------------------
-
-    async def upsert_catalog(self, table: str, rows: list[dict[str, object]]) -> None:
-        """Insert or replace reference rows; `table` is one of the catalog tables."""
-        if table not in ("engineers", "sites", "assets", "contracts"):
-            raise ValueError(f"unknown catalog table {table!r}")
-
-        def write(db: sqlite3.Connection) -> None:
-            if not rows:
-                return
-            columns = list(rows[0])
-            sql = (
-                f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-            )
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany(sql, [[row[column] for column in columns] for row in rows])
-            db.execute("COMMIT")
-
-        await self._run(write)
-
-    async def list_catalog(self, table: str) -> list[dict[str, object]]:
-        if table not in ("engineers", "sites", "assets", "contracts"):
-            raise ValueError(f"unknown catalog table {table!r}")
-
-        def read(db: sqlite3.Connection) -> list[dict[str, object]]:
-            cursor = db.execute(f"SELECT * FROM {table} ORDER BY 1")
-            names = [column[0] for column in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-        return await self._run(read)

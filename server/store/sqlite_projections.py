@@ -18,6 +18,7 @@ import msgspec
 from ..projections.names import EVENT_AUDIENCE, WORK_ORDER_TIMELINE, WORK_ORDERS_CURRENT
 from ..projections.replay import LogRow, ProjectionRows
 from .sqlite import SQLiteStore, current_state_rows
+from .sqlite_catalog import SQLiteCatalog
 
 T = TypeVar("T")
 _encode = msgspec.json.encode
@@ -75,6 +76,7 @@ class SQLiteProjectionTables:
         self._store = store
         self._page_size = page_size
         self._scratch: list[str] = []
+        self.catalog = SQLiteCatalog(store)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._store._run(work)

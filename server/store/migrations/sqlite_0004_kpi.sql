@@ -1,4 +1,4 @@
--- Migration 6 of the embedded SQLite store: the KPI projector's history table and checkpoints.
+-- Migration 4 of the embedded SQLite store: the KPI projector's history table and checkpoints.
 
 -- Durable position of each asynchronous projector: the last global position it has applied.
 -- A projector writes its rows and this row in one transaction.
