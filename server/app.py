@@ -18,6 +18,7 @@ from .api.errors import EXCEPTION_HANDLERS
 from .api.events import post_events
 from .api.queries import get_changes, get_timeline, get_work_order, list_work_orders
 from .api.audit import list_audit
+from .api.reviews import list_reviews
 from .security import TokenVerifier
 from .security.audit import DeniedRequestRecorder
 from .security.rate_limit import RateLimiter
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
             get_timeline,
             get_changes,
             list_audit,
+            list_reviews,
             health,
             ready,
             transitions,

@@ -36,6 +36,7 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
     "work_orders.timeline": ALL_ROLES,
     "sync.changes": ALL_ROLES,
     "audit.list": frozenset({Role.MANAGER, Role.ADMIN}),
+    "reviews.list": OFFICE_ROLES,
 }
 
 # Routes whose calls count against the subject's rate limit.
