@@ -22,6 +22,7 @@ from .api.board import get_engineer_board
 from .api.kpi import get_kpi
 from .kpi_projection.projector import KpiProjector
 from .api import catalog as catalog_api
+from .api.reviews import list_reviews
 from .security import TokenVerifier
 from .security.audit import DeniedRequestRecorder
 from .security.rate_limit import RateLimiter
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
             get_kpi,
             get_engineer_board,
             *catalog_api.ROUTES,
+            list_reviews,
             health,
             ready,
             transitions,

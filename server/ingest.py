@@ -2,7 +2,8 @@
 
 A store loads what the batch needs in one read (current states, earlier
 decisions of the same subject, the decisions the batch's causation ids point
-to), calls `plan_batch`, and writes the plan in the same transaction.
+to, the held events its `review_resolved` proposals name), calls
+`plan_batch`, and writes the plan in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from shared_schema import (
     Actor,
     DecisionStatus,
     EventDecision,
+    HeldReview,
+    PayloadError,
     ProposedEvent,
     ReasonCode,
     RecordedEvent,
@@ -26,7 +29,9 @@ from shared_schema import (
     clamp_effective_time,
     content_fingerprint,
     decide,
+    parse_payload,
 )
+from shared_schema.payloads import ReviewResolved
 from shared_schema.reasons import REASON_SENTENCES
 
 from .projections.fold import event_audience, timeline_entry
@@ -65,8 +70,30 @@ class BatchPlan:
     timeline: list[TimelineEntry] = dataclasses.field(default_factory=list)
 
 
+# A held event is named by its proposer's subject and client_event_id.
+ReviewKey = tuple[str, uuid.UUID]
+
+
 def causation_ids(events: Iterable[ProposedEvent]) -> list[uuid.UUID]:
     return [event.causation_id for event in events if event.causation_id is not None]
+
+
+def review_key(proposal: ProposedEvent) -> ReviewKey | None:
+    """Return the held event a `review_resolved` proposal names, None for other types or an invalid payload."""
+    if proposal.type != "review_resolved":
+        return None
+    try:
+        payload = parse_payload(proposal.type, proposal.payload)
+    except PayloadError:
+        return None
+    assert isinstance(payload, ReviewResolved)
+    return payload.subject, payload.client_event_id
+
+
+def review_keys(events: Iterable[ProposedEvent]) -> list[ReviewKey]:
+    """Return the distinct held events that the batch's `review_resolved` proposals name."""
+    keys = (review_key(event) for event in events)
+    return sorted({key for key in keys if key is not None})
 
 
 def plan_batch(
@@ -78,13 +105,18 @@ def plan_batch(
     prior: dict[uuid.UUID, StoredDecision],
     causations: dict[uuid.UUID, DecisionStatus],
     next_position: Callable[[], int],
+    reviews: dict[ReviewKey, HeldReview] | None = None,
 ) -> BatchPlan:
     """Decide every event in order, each seeing the effect of the ones before it.
 
     The maps passed in are updated as the batch goes, so a repeated
-    `client_event_id` inside one batch is a replay of its first occurrence and
-    a causation id may point to an event earlier in the same batch.
+    `client_event_id` inside one batch is a replay of its first occurrence, a
+    causation id may point to an event earlier in the same batch, and a
+    second resolution of one review in the same batch finds the first.
+    `reviews` maps the keys of `review_keys(events)` to the decisions found.
     """
+    if reviews is None:
+        reviews = {}
     plan = BatchPlan()
     for proposal in events:
         fingerprint = content_fingerprint(proposal)
@@ -100,7 +132,9 @@ def plan_batch(
         effective = clamp_effective_time(
             proposal.occurred_at, recorded_at, state.updated_at if state else None, skew_tolerance
         )
-        outcome = decide(state, proposal, actor, effective, causation)
+        key = review_key(proposal)
+        review = reviews.get(key) if key is not None else None
+        outcome = decide(state, proposal, actor, effective, causation, review)
 
         recorded: RecordedEvent | None = None
         if outcome.status is DecisionStatus.ACCEPTED:
@@ -126,6 +160,8 @@ def plan_batch(
             plan.events.append(NewEvent(event=recorded, audience=event_audience(state, outcome.state)))
             states[proposal.work_order_id] = outcome.state
             plan.states[proposal.work_order_id] = outcome.state
+            if isinstance(outcome.payload, ReviewResolved) and key is not None and review is not None:
+                reviews[key] = msgspec.structs.replace(review, resolution=outcome.payload.resolution)
 
         decision = EventDecision(
             client_event_id=proposal.client_event_id,

@@ -16,6 +16,7 @@ from .envelope import (
     parse_payload,
 )
 from .payloads import EVENT_PAYLOADS, EVENT_TYPES, AttachmentKind, HoldReason, Priority
+from .reviews import HeldReview
 from .reasons import REASON_SENTENCES, REASON_STATUS, DecisionStatus, ReasonCode
 from .states import ACTIVE_STATES, OPEN_STATES, PRE_WORK_STATES, TERMINAL_STATES, Role, WorkOrderStatus
 from .transitions import FIELD_WORK_TYPES, TRANSITION_INDEX, TRANSITIONS, Transition, transition_table_json
@@ -45,6 +46,7 @@ __all__ = [
     "Arbitration",
     "AttachmentKind",
     "DecisionStatus",
+    "HeldReview",
     "HoldReason",
     "PayloadError",
     "Priority",

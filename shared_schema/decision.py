@@ -12,8 +12,9 @@ import datetime as dt
 import msgspec
 
 from .envelope import PayloadError, ProposedEvent, parse_payload
-from .payloads import EVENT_PAYLOADS, Payload
+from .payloads import EVENT_PAYLOADS, Payload, ReviewResolved
 from .reasons import REASON_SENTENCES, REASON_STATUS, DecisionStatus, ReasonCode
+from .reviews import HeldReview
 from .states import Role
 from .transitions import (
     FIELD_WORK_TYPES,
@@ -111,14 +112,18 @@ def decide(
     actor: Actor,
     effective_time: dt.datetime,
     causation: tuple[DecisionStatus, str] | None = None,
+    review: HeldReview | None = None,
 ) -> Arbitration:
     """Decide one proposed event against the current state of its order.
 
     `causation` is the status and client_event_id of the event this one
-    follows, when that event is known. Checks run in a fixed order so each
-    proposal gets exactly one reason: the event type, the payload, the
+    follows, when that event is known. `review` is what the caller found
+    about the held event that a `review_resolved` proposal names, None when
+    it found no decision. Checks run in a fixed order so each proposal gets
+    exactly one reason. The order is the event type, the payload, the
     existence of the order, the device's version, causation, the role, the
-    transition, and finally the assignee.
+    transition, the assignee, and last the review that a `review_resolved`
+    names.
     """
     if event.type not in EVENT_PAYLOADS:
         return _result(ReasonCode.UNKNOWN_EVENT_TYPE, event, actor, state)
@@ -165,9 +170,26 @@ def decide(
         if stale in (ReasonCode.WORK_ON_REASSIGNED_ORDER, ReasonCode.REASSIGNED_MEANWHILE):
             return _result(stale, event, actor, state)
         return _result(ReasonCode.ENGINEER_NOT_ASSIGNED, event, actor, state)
+    if isinstance(payload, ReviewResolved):
+        problem = _review_problem(payload, review, event.work_order_id)
+        if problem is not None:
+            code, detail = problem
+            return _result(code, event, actor, state, detail=detail)
 
     new_state = apply_event(state, event.work_order_id, payload, row.to_state, effective_time)
     return _result(ReasonCode.APPLIED, event, actor, new_state, payload=payload)
+
+
+def _review_problem(
+    payload: ReviewResolved, review: HeldReview | None, work_order_id: str
+) -> tuple[ReasonCode, str] | None:
+    """Return the reason and detail that reject a resolution, or None when the named event waits for review here."""
+    named = f"client_event_id {payload.client_event_id} from subject {payload.subject!r}"
+    if review is None or review.status is not DecisionStatus.NEEDS_REVIEW or review.work_order_id != work_order_id:
+        return ReasonCode.REVIEW_NOT_FOUND, named
+    if review.resolution is not None:
+        return ReasonCode.REVIEW_ALREADY_RESOLVED, f"{named} was already resolved as {review.resolution.value}"
+    return None
 
 
 def _fails_assignee_guard(row: Transition, actor: Actor, state: WorkOrderState | None) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import uuid
 from typing import Annotated
 
 import msgspec
@@ -160,6 +161,27 @@ class SignatureCaptured(Payload):
     sha256: Sha256
 
 
+class ReviewResolution(str, enum.Enum):
+    """Outcome of the office's review of a held event."""
+
+    ACCEPTED = "accepted"
+    DISMISSED = "dismissed"
+
+
+class ReviewResolved(Payload):
+    """Resolution of an event held for review, named by its proposer's subject and client_event_id.
+
+    Idempotency keys are scoped per subject, so the pair identifies one
+    held event. The length limit of `subject` is the one the token verifier
+    applies to `sub`.
+    """
+
+    client_event_id: uuid.UUID
+    subject: Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_NUL)]
+    resolution: ReviewResolution
+    note: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+
+
 EVENT_PAYLOADS: dict[str, type[Payload]] = {
     "created": Created,
     "assigned": Assigned,
@@ -183,6 +205,7 @@ EVENT_PAYLOADS: dict[str, type[Payload]] = {
     "attachment_added": AttachmentAdded,
     "checklist_updated": ChecklistUpdated,
     "signature_captured": SignatureCaptured,
+    "review_resolved": ReviewResolved,
 }
 
 EVENT_TYPES = tuple(EVENT_PAYLOADS)

@@ -26,6 +26,9 @@ class ReasonCode(str, enum.Enum):
     BASE_VERSION_AHEAD = "base_version_ahead"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     CAUSATION_REJECTED = "causation_rejected"
+    # Rejections of a review resolution.
+    REVIEW_NOT_FOUND = "review_not_found"
+    REVIEW_ALREADY_RESOLVED = "review_already_resolved"
     # Rejections of a stale proposal: the server's state wins.
     SUPERSEDED = "superseded"
     CANCELLED_MEANWHILE = "cancelled_meanwhile"
@@ -56,6 +59,12 @@ REASON_SENTENCES: dict[ReasonCode, str] = {
         "This client_event_id was already used for a different event. Make a new id for new content."
     ),
     ReasonCode.CAUSATION_REJECTED: "The event it follows ({detail}) was rejected, so event {type} was not applied.",
+    ReasonCode.REVIEW_NOT_FOUND: (
+        "No event waiting for review on this order has {detail}. Check the id, the proposer's subject and the order."
+    ),
+    ReasonCode.REVIEW_ALREADY_RESOLVED: (
+        "The review of the event with {detail}. A review is resolved only once."
+    ),
     ReasonCode.SUPERSEDED: (
         "The order changed after the device last saw it at version {base_version}. It is now {state} "
         "at version {version}, where event {type} is not allowed."

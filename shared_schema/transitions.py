@@ -73,6 +73,9 @@ def _build_table() -> list[Transition]:
         *_rows("note_added", ACTIVE_STATES, None, (Role.ENGINEER, *OFFICE), True),
         # Customers often sign after the job is marked complete.
         *_rows("signature_captured", [*ACTIVE_STATES, S.COMPLETED], None, ENGINEER_SIDE, True),
+        # Resolving a review records the office's ruling and keeps the status, so
+        # it is allowed in every state, the terminal ones included.
+        *_rows("review_resolved", list(S), None, OFFICE),
     ]
     for event_type in field_records:
         rows.extend(_rows(event_type, ACTIVE_STATES, None, ENGINEER_SIDE, True))

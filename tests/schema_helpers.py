@@ -70,6 +70,12 @@ def valid_payload(event_type: str, engineer_id: str | None = ENGINEER_A) -> dict
         "attachment_added": {"sha256": ATTACHMENT_SHA256, "kind": "photo", "content_type": "image/jpeg", "size_bytes": 2048},
         "checklist_updated": {"item": "guards refitted", "checked": True},
         "signature_captured": {"signer_name": "R. Meyer", "sha256": ATTACHMENT_SHA256},
+        "review_resolved": {
+            "client_event_id": "5d2c3f0e-8b1a-4c47-9e0d-3a6f1b2c4d5e",
+            "subject": "e-17",
+            "resolution": "accepted",
+            "note": "work confirmed by phone",
+        },
         UNKNOWN_TYPE: {},
     }
     payload = dict(payloads[event_type])
@@ -172,6 +178,7 @@ def _lifecycle() -> dict[tuple[WorkOrderStatus | None, str], Rule]:
         ("attachment_added", ACTIVE, None, ENGINEER_SIDE, True),
         ("checklist_updated", ACTIVE, None, ENGINEER_SIDE, True),
         ("signature_captured", [*ACTIVE, S.COMPLETED], None, ENGINEER_SIDE, True),
+        ("review_resolved", list(S), None, OFFICE, False),
     ]
     table: dict[tuple[WorkOrderStatus | None, str], Rule] = {}
     for event_type, states, to_state, roles, assignee_only in statements:
@@ -318,10 +325,11 @@ def expected_reason(
     type is known and the payload valid. The order exists, or does not for
     `created`. The device has not seen a version from the future. The event
     it follows was accepted. The role may record this type in some state,
-    the lifecycle allows the type in the current state for this role, and an
-    engineer is the assignee. A stale device (base_version below the version)
-    that fails a check gets the change it missed as the reason instead, where
-    that change explains the failure.
+    the lifecycle allows the type in the current state for this role, an
+    engineer is the assignee, and a `review_resolved` names a held event. A
+    stale device (base_version below the version) that fails a check gets the
+    change it missed as the reason instead, where that change explains the
+    failure.
     """
     if event_type not in KNOWN_TYPES:
         return ReasonCode.UNKNOWN_EVENT_TYPE
@@ -362,6 +370,9 @@ def expected_reason(
         if change == "reassigned":
             return reason_for_change(change, event_type, actor)
         return ReasonCode.ENGINEER_NOT_ASSIGNED
+    if event_type == "review_resolved":
+        # These histories hold no event for review, so the named one is never found.
+        return ReasonCode.REVIEW_NOT_FOUND
     return ReasonCode.APPLIED
 
 

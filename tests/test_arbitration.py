@@ -344,10 +344,12 @@ def test_causation_message_names_event() -> None:
 # The server, not `decide`, returns this code: it compares content fingerprints
 # of two proposals with one client_event_id (see the fingerprint tests below).
 SERVER_DECIDED_CODES = {ReasonCode.IDEMPOTENCY_KEY_REUSED}
+# Codes that need the held event a review_resolved names; tests/test_review_decide.py passes one.
+REVIEW_CODES = {ReasonCode.REVIEW_NOT_FOUND, ReasonCode.REVIEW_ALREADY_RESOLVED}
 
 
 def test_cases_cover_every_reason_code() -> None:
-    covered = {case.expected for case in CASES} | SERVER_DECIDED_CODES
+    covered = {case.expected for case in CASES} | SERVER_DECIDED_CODES | REVIEW_CODES
 
     assert set(ReasonCode) - covered == set()
 
@@ -366,6 +368,7 @@ def test_table_reaches_decide_reason_codes() -> None:
         ReasonCode.CAUSATION_REJECTED,
         ReasonCode.CAUSATION_IN_REVIEW,
         ReasonCode.IDEMPOTENCY_KEY_REUSED,
+        ReasonCode.REVIEW_ALREADY_RESOLVED,
     }
 
 

@@ -45,6 +45,7 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
     "catalog.contracts": OFFICE_ROLES,
     "catalog.asset_configuration": OFFICE_ROLES,
     "work_orders.asset_configuration": ALL_ROLES,
+    "reviews.list": OFFICE_ROLES,
 }
 
 # Routes whose calls count against the subject's rate limit.

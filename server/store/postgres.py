@@ -35,11 +35,12 @@ from shared_schema import (
     WorkOrderState,
 )
 
-from ..ingest import StoredDecision, causation_ids, plan_batch, renumber_positions
+from ..ingest import StoredDecision, causation_ids, plan_batch, renumber_positions, review_keys
 from .errors import InvalidValue, SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
 from .audit import AuditPage, AuditQuery, DeniedRequest, audit_page, audit_select, audit_where
 from .migrations import latest_version, postgres_migrations
 from .pages import changes_page, work_order_filters, work_order_page
+from .reviews import ReviewPage, ReviewQuery, held_review, held_reviews_sql, review_page, review_queue_sql
 
 log = structlog.get_logger("csdp.store")
 T = TypeVar("T")
@@ -240,25 +241,39 @@ class PostgresStore:
                 stream_ids,
             )
             states = await self._load_states(db, stream_ids)
-            # One read for both the batch's own ids (replays) and the ids its events follow.
+            # One read for the batch's own ids (replays), the ids its events follow,
+            # and the held events its review_resolved proposals name.
             batch_ids = {event.client_event_id for event in events}
             lookup_ids = list(batch_ids | set(causation_ids(events)))
-            rows = await db.fetch(
-                "SELECT client_event_id, fingerprint, status, decision::text FROM decisions"
-                " WHERE subject = $1 AND client_event_id = ANY($2::uuid[])",
-                actor.subject,
-                lookup_ids,
+            keys = review_keys(events)
+            sql = (
+                "SELECT 'own' AS kind, client_event_id, fingerprint, status, decision::text AS decision,"
+                " NULL::text AS subject, NULL::text AS work_order_id, NULL::text AS resolution"
+                " FROM decisions WHERE subject = $1 AND client_event_id = ANY($2::uuid[])"
             )
+            params: list[object] = [actor.subject, lookup_ids]
+            if keys:
+                held = held_reviews_sql("postgres", "unnest($3::text[], $4::uuid[]) AS ref(subject, client_event_id)")
+                sql += (
+                    " UNION ALL SELECT 'held', held.client_event_id, NULL, held.status, NULL, held.subject,"
+                    f" held.work_order_id, held.resolution FROM ({held}) AS held"
+                )
+                params += [[subject for subject, _ in keys], [key for _, key in keys]]
+            rows = await db.fetch(sql, *params)
+            own = [row for row in rows if row[0] == "own"]
             prior = {
-                row[0]: StoredDecision(fingerprint=bytes(row[1]), decision=_decode_decision(row[3]))
-                for row in rows
-                if row[0] in batch_ids
+                row[1]: StoredDecision(fingerprint=bytes(row[2]), decision=_decode_decision(row[4]))
+                for row in own
+                if row[1] in batch_ids
             }
-            causations = {row[0]: DecisionStatus(row[2]) for row in rows}
+            causations = {row[1]: DecisionStatus(row[3]) for row in own}
+            reviews = dict(
+                held_review((row[5], row[1], row[6], row[3], row[7])) for row in rows if row[0] == "held"
+            )
 
             placeholders = iter(range(1, len(events) + 1))
             plan = plan_batch(
-                events, actor, recorded_at, skew_tolerance, states, prior, causations, lambda: next(placeholders)
+                events, actor, recorded_at, skew_tolerance, states, prior, causations, lambda: next(placeholders), reviews
             )
             if not plan.decisions:
                 return plan.responses
@@ -442,6 +457,15 @@ class PostgresStore:
             return await db.fetch(sql, *params, query.limit + 1)
 
         return audit_page(await self._with_connection(read), query.limit)
+
+    async def list_reviews(self, query: ReviewQuery) -> ReviewPage:
+        """Page through the unresolved NEEDS_REVIEW decisions, oldest first."""
+        sql, params = review_queue_sql("postgres", query, lambda number: f"${number}", lambda value: value)
+
+        async def read(db: asyncpg.Connection) -> list[asyncpg.Record]:
+            return await db.fetch(sql, *params, query.limit + 1)
+
+        return review_page(await self._with_connection(read), query.limit)
 
     async def count_events(self) -> int:
         return await self._with_connection(lambda db: db.fetchval("SELECT count(*) FROM events"))

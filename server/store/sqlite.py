@@ -25,17 +25,19 @@ from shared_schema import (
     ChangesPage,
     DecisionStatus,
     EventDecision,
+    HeldReview,
     ProposedEvent,
     RecordedEvent,
     TimelineEntry,
     WorkOrderState,
 )
 
-from ..ingest import StoredDecision, causation_ids, plan_batch
+from ..ingest import ReviewKey, StoredDecision, causation_ids, plan_batch, review_keys
 from .migrations import latest_version, migrations
 from .audit import AuditPage, AuditQuery, DeniedRequest, audit_page, audit_select, audit_where
 from .errors import SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
 from .pages import changes_page, work_order_filters, work_order_page
+from .reviews import ReviewPage, ReviewQuery, held_review, held_reviews_sql, review_page, review_queue_sql
 
 SCHEMA_VERSION = latest_version("sqlite")
 T = TypeVar("T")
@@ -257,10 +259,13 @@ class SQLiteStore:
                 [str(causation_id) for causation_id in causation_ids(events)],
             )
         }
+        reviews = self._load_held_reviews(db, review_keys(events))
         last_position = db.execute("SELECT coalesce(max(global_position), 0) FROM events").fetchone()[0]
         positions = iter(range(last_position + 1, last_position + 1 + len(events)))
 
-        plan = plan_batch(events, actor, recorded_at, skew_tolerance, states, prior, causations, lambda: next(positions))
+        plan = plan_batch(
+            events, actor, recorded_at, skew_tolerance, states, prior, causations, lambda: next(positions), reviews
+        )
 
         db.executemany(
             "INSERT INTO events (global_position, event_id, work_order_id, stream_version, type, client_event_id,"
@@ -333,6 +338,17 @@ class SQLiteStore:
         rows = cls._select_in(db, "SELECT state FROM work_orders_current WHERE work_order_id IN ({})", [], stream_ids)
         states = [_decode_state(row[0]) for row in rows]
         return {state.work_order_id: state for state in states}
+
+    @staticmethod
+    def _load_held_reviews(db: sqlite3.Connection, keys: list[ReviewKey]) -> dict[ReviewKey, HeldReview]:
+        """Load the decisions that the batch's `review_resolved` proposals name, with any recorded resolution."""
+        if not keys:
+            return {}
+        pairs = "(SELECT value ->> 0 AS subject, value ->> 1 AS client_event_id FROM json_each(?)) AS ref"
+        rows = db.execute(
+            held_reviews_sql("sqlite", pairs), (_encode([[subject, str(key)] for subject, key in keys]),)
+        ).fetchall()
+        return dict(held_review(row) for row in rows)
 
     @staticmethod
     def _select_in(db: sqlite3.Connection, sql: str, leading: list[object], values: list[str]) -> list[tuple]:
@@ -454,6 +470,15 @@ class SQLiteStore:
             return db.execute(sql, [*params, query.limit + 1]).fetchall()
 
         return audit_page(await self._run(read), query.limit)
+
+    async def list_reviews(self, query: ReviewQuery) -> ReviewPage:
+        """Page through the unresolved NEEDS_REVIEW decisions, oldest first."""
+        sql, params = review_queue_sql("sqlite", query, lambda _: "?", _timestamp)
+
+        def read(db: sqlite3.Connection) -> list[tuple[object, ...]]:
+            return db.execute(sql, [*params, query.limit + 1]).fetchall()
+
+        return review_page(await self._run(read), query.limit)
 
     async def count_events(self) -> int:
         return await self._run(lambda db: db.execute("SELECT count(*) FROM events").fetchone()[0])
