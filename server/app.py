@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,12 +19,14 @@ from .api.errors import EXCEPTION_HANDLERS
 from .api.events import post_events
 from .api.queries import get_changes, get_timeline, get_work_order, list_work_orders
 from .api.audit import list_audit
+from .api.sla import get_work_order_sla, list_at_risk
 from .security import TokenVerifier
 from .security.audit import DeniedRequestRecorder
 from .security.rate_limit import RateLimiter
 from .security.rbac import authorize
 from .config import Settings, redact_url
 from .logging import request_log_middleware
+from .sla.clock_job import SlaClockJob
 from .store import create_store
 
 log = structlog.get_logger("csdp.server")
@@ -57,6 +60,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
     store = create_store(settings)
     verifier = TokenVerifier(settings)
     denied_requests = DeniedRequestRecorder(store)
+    sla_clock = SlaClockJob(store, settings.sla_clock_seconds, dt.timedelta(seconds=settings.clock_skew_tolerance_seconds))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -73,9 +77,11 @@ def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
             from .demo import load_demo
 
             await load_demo(store)
+        sla_clock.start()
         try:
             yield
         finally:
+            await sla_clock.stop()
             await denied_requests.stop()
             await store.close()
             log.info("server_stopped")
@@ -88,6 +94,8 @@ def create_app(settings: Settings, *, demo: bool = False) -> Litestar:
             get_timeline,
             get_changes,
             list_audit,
+            get_work_order_sla,
+            list_at_risk,
             health,
             ready,
             transitions,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import structlog
@@ -34,7 +35,21 @@ CONTRACTS = [
     {
         "contract_id": "ct-gold",
         "name": "Gold 24x7",
-        "policy": '{"calendar": "24x7", "response_hours": {"P1": 4, "P2": 8}, "resolution_hours": {"P1": 24}}',
+        # The JSON of one SlaPolicy (docs/sla.md). Durations are ISO 8601.
+        "policy": json.dumps(
+            {
+                "calendar": {"type": "24x7"},
+                "targets": {
+                    "P1": {"response": "PT4H", "resolution": "PT24H"},
+                    "P2": {"response": "PT8H", "resolution": "PT48H"},
+                    "P3": {"response": "PT24H", "resolution": "PT120H"},
+                    "P4": {"response": "PT72H", "resolution": "PT240H"},
+                },
+                "pausing_hold_reasons": ["customer", "access"],
+                "warning_thresholds": [0.5, 0.75],
+                "reopen": "new_cycle",
+            }
+        ),
     },
 ]
 ORDERS = [

@@ -70,6 +70,21 @@ def valid_payload(event_type: str, engineer_id: str | None = ENGINEER_A) -> dict
         "attachment_added": {"sha256": ATTACHMENT_SHA256, "kind": "photo", "content_type": "image/jpeg", "size_bytes": 2048},
         "checklist_updated": {"item": "guards refitted", "checked": True},
         "signature_captured": {"signer_name": "R. Meyer", "sha256": ATTACHMENT_SHA256},
+        "sla_warning": {
+            "clock": "response",
+            "cycle": 1,
+            "threshold": 0.5,
+            "due_at": "2024-06-17T08:00:00+00:00",
+            "crossed_at": "2024-06-14T15:00:00+00:00",
+            "crossing_key": "1/response/warning/0.5",
+        },
+        "sla_breached": {
+            "clock": "response",
+            "cycle": 1,
+            "due_at": "2024-06-17T08:00:00+00:00",
+            "crossed_at": "2024-06-17T08:00:00+00:00",
+            "crossing_key": "1/response/breach/1.0",
+        },
         UNKNOWN_TYPE: {},
     }
     payload = dict(payloads[event_type])
