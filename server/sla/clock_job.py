@@ -181,6 +181,6 @@ class SlaClockJob:
         while True:
             try:
                 await run_clock_once(self._store, dt.datetime.now(dt.UTC), self._skew_tolerance)
-            except (StoreError, ValueError, OSError) as exc:
-                log.error("sla_clock_run_failed", error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - the job logs any failure and tries again at the next interval
+                log.error("sla_clock_run_failed", error=repr(exc))
             await asyncio.sleep(self._interval)
