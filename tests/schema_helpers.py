@@ -136,6 +136,7 @@ ACTORS = {
     "admin": ADMIN,
     "engineer_a": ENGINEER_ON_A,
     "engineer_b": ENGINEER_ON_B,
+    "system": make_actor(Role.SYSTEM),
 }
 
 
@@ -145,6 +146,7 @@ ENGINEER_SIDE = frozenset({Role.ENGINEER, Role.ADMIN})
 OFFICE = frozenset({Role.DISPATCHER, Role.MANAGER, Role.ADMIN})
 MANAGEMENT = frozenset({Role.MANAGER, Role.ADMIN})
 OFFICE_AND_ENGINEER = OFFICE | {Role.ENGINEER}
+SERVER = frozenset({Role.SYSTEM})
 
 PRE_WORK = (S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE, S.ON_SITE)
 ACTIVE = (S.ACCEPTED, S.EN_ROUTE, S.ON_SITE, S.IN_PROGRESS, S.ON_HOLD)
@@ -187,6 +189,8 @@ def _lifecycle() -> dict[tuple[WorkOrderStatus | None, str], Rule]:
         ("attachment_added", ACTIVE, None, ENGINEER_SIDE, True),
         ("checklist_updated", ACTIVE, None, ENGINEER_SIDE, True),
         ("signature_captured", [*ACTIVE, S.COMPLETED], None, ENGINEER_SIDE, True),
+        ("sla_warning", OPEN, None, SERVER, False),
+        ("sla_breached", OPEN, None, SERVER, False),
     ]
     table: dict[tuple[WorkOrderStatus | None, str], Rule] = {}
     for event_type, states, to_state, roles, assignee_only in statements:

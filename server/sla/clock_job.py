@@ -51,7 +51,7 @@ def crossing_event_id(work_order_id: str, crossing_key: str) -> uuid.UUID:
 
 @dataclasses.dataclass
 class ClockRun:
-    """What one run of the job did."""
+    """Counts and order ids of one run of the job."""
 
     evaluated: int = 0
     recorded: list[tuple[str, str]] = dataclasses.field(default_factory=list)
@@ -61,7 +61,7 @@ class ClockRun:
 
 
 async def run_clock_once(store: Store, now: dt.datetime, skew_tolerance: dt.timedelta = dt.timedelta(minutes=5)) -> ClockRun:
-    """Evaluate every open order at `now` and record its new crossings; return what was done.
+    """Evaluate every open order at `now`, record its new crossings and return a ClockRun.
 
     An error on one order is logged and the run goes on with the next one.
     """

@@ -1,6 +1,6 @@
 """SLA policies of contracts, read from the `contracts` catalog table.
 
-The `policy` column holds JSON that decodes to one `SlaPolicy`, or to a list
+The `policy` column contains JSON that decodes to one `SlaPolicy`, or to a list
 of `SlaPolicy` versions with distinct `effective_from` (docs/sla.md shows the
 shape). Every read of the table goes through `_contract_rows`, so a change
 to where contracts are stored touches one function.

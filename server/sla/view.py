@@ -81,7 +81,7 @@ class SlaView(msgspec.Struct, frozen=True, kw_only=True):
     policies: list[SlaPolicy]
     """The contract's policy versions; empty when the order has no SLA."""
     no_sla_reason: str | None
-    """Why the order has no SLA (no contract, unknown contract, invalid policy); None when it has one."""
+    """Reason the order has no SLA (no contract, unknown contract, invalid policy); None when it has one."""
     cycles: list[CycleView]
 
 
