@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,12 +24,14 @@ from .api.kpi import get_kpi
 from .kpi_projection.projector import KpiProjector
 from .api import catalog as catalog_api
 from .api.reviews import list_reviews
+from .api.sla import get_work_order_sla, list_at_risk
 from .security import TokenVerifier
 from .security.audit import DeniedRequestRecorder
 from .security.rate_limit import RateLimiter
 from .security.rbac import authorize
 from .config import Settings, redact_url
 from .logging import request_log_middleware
+from .sla.clock_job import SlaClockJob
 from .store import create_store
 
 log = structlog.get_logger("csdp.server")
@@ -64,6 +67,7 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
     projector = KpiProjector(store) if kpi_projector else None
     verifier = TokenVerifier(settings)
     denied_requests = DeniedRequestRecorder(store)
+    sla_clock = SlaClockJob(store, settings.sla_clock_seconds, dt.timedelta(seconds=settings.clock_skew_tolerance_seconds))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -82,9 +86,11 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
             await load_demo(store)
         if projector is not None:
             projector.start()
+        sla_clock.start()
         try:
             yield
         finally:
+            await sla_clock.stop()
             if projector is not None:
                 await projector.stop()
             await denied_requests.stop()
@@ -103,6 +109,8 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
             get_engineer_board,
             *catalog_api.ROUTES,
             list_reviews,
+            get_work_order_sla,
+            list_at_risk,
             health,
             ready,
             transitions,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from shared_schema import Role, transition_table_json
+from shared_schema import HUMAN_ROLES, Role, transition_table_json
 
 from .config import ConfigError, Settings
 
@@ -160,7 +160,7 @@ def _is_loopback(host: str) -> bool:
 
 
 @main.command()
-@click.option("--role", required=True, type=click.Choice([role.value for role in Role]), help="Role claim of the token.")
+@click.option("--role", required=True, type=click.Choice([role.value for role in HUMAN_ROLES]), help="Role claim of the token.")
 @click.option("--subject", required=True, help="Subject (user id) of the token.")
 @click.option("--engineer-id", help="Engineer id claim; defaults to the subject for engineers.")
 @click.option(

@@ -74,6 +74,9 @@ class Settings:
     jwks_min_refresh_seconds: float = 5.0
     """Shortest time between two fetches caused by unknown key ids (`CSDP_JWKS_MIN_REFRESH_SECONDS`)."""
 
+    sla_clock_seconds: float = 30.0
+    """Seconds between two runs of the SLA clock job; 0 turns the job off (`CSDP_SLA_CLOCK_SECONDS`)."""
+
     rate_limit_per_minute: int = 1200
     """`POST /v1/events` requests each subject may send per minute; 0 turns the limit off (`CSDP_RATE_LIMIT_PER_MINUTE`)."""
 
@@ -157,6 +160,7 @@ class Settings:
             ("CSDP_JWT_LEEWAY_SECONDS", "jwt_leeway_seconds"),
             ("CSDP_JWKS_CACHE_SECONDS", "jwks_cache_seconds"),
             ("CSDP_JWKS_MIN_REFRESH_SECONDS", "jwks_min_refresh_seconds"),
+            ("CSDP_SLA_CLOCK_SECONDS", "sla_clock_seconds"),
         ):
             if name in env:
                 values[field] = _non_negative_float(env, name)
@@ -213,6 +217,7 @@ _SECONDS_LIMITS = (
     ("CSDP_JWT_LEEWAY_SECONDS", "jwt_leeway_seconds", 3600),
     ("CSDP_JWKS_CACHE_SECONDS", "jwks_cache_seconds", 7 * 86400),
     ("CSDP_JWKS_MIN_REFRESH_SECONDS", "jwks_min_refresh_seconds", 86400),
+    ("CSDP_SLA_CLOCK_SECONDS", "sla_clock_seconds", 86400),
 )
 
 

@@ -18,8 +18,8 @@ from .envelope import (
 from .payloads import EVENT_PAYLOADS, EVENT_TYPES, AttachmentKind, HoldReason, Priority
 from .reviews import HeldReview
 from .reasons import REASON_SENTENCES, REASON_STATUS, DecisionStatus, ReasonCode
-from .states import ACTIVE_STATES, OPEN_STATES, PRE_WORK_STATES, TERMINAL_STATES, Role, WorkOrderStatus
-from .transitions import FIELD_WORK_TYPES, TRANSITION_INDEX, TRANSITIONS, Transition, transition_table_json
+from .states import ACTIVE_STATES, HUMAN_ROLES, OPEN_STATES, PRE_WORK_STATES, TERMINAL_STATES, Role, WorkOrderStatus
+from .transitions import FIELD_WORK_TYPES, SERVER_ORIGIN_TYPES, TRANSITION_INDEX, TRANSITIONS, Transition, transition_table_json
 from .work_order import WorkOrderState, apply_event
 
 __all__ = [
@@ -33,11 +33,13 @@ __all__ = [
     "EVENT_PAYLOADS",
     "EVENT_TYPES",
     "FIELD_WORK_TYPES",
+    "HUMAN_ROLES",
     "OPEN_STATES",
     "PRE_WORK_STATES",
     "REASON_SENTENCES",
     "REASON_STATUS",
     "SCHEMA_VERSION",
+    "SERVER_ORIGIN_TYPES",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "TRANSITION_INDEX",

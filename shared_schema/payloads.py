@@ -182,6 +182,34 @@ class ReviewResolved(Payload):
     note: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
 
 
+class SlaClock(str, enum.Enum):
+    """SLA clock that a server-origin SLA event is about."""
+
+    RESPONSE = "response"
+    RESOLUTION = "resolution"
+
+
+class SlaCrossing(Payload):
+    """A mark of an SLA clock that the server saw the clock run past."""
+
+    clock: SlaClock
+    cycle: Annotated[int, msgspec.Meta(ge=1)]
+    due_at: AwareDatetime | None
+    """Due instant at recording time; None while a pause holds the clock before its target."""
+    crossed_at: AwareDatetime
+    crossing_key: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
+    """Identity of the crossing without its instant, such as `1/resolution/warning/0.75`."""
+
+
+class SlaWarning(SlaCrossing):
+    threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)]
+    """Fraction of the target that was reached."""
+
+
+class SlaBreached(SlaCrossing):
+    pass
+
+
 EVENT_PAYLOADS: dict[str, type[Payload]] = {
     "created": Created,
     "assigned": Assigned,
@@ -206,6 +234,8 @@ EVENT_PAYLOADS: dict[str, type[Payload]] = {
     "checklist_updated": ChecklistUpdated,
     "signature_captured": SignatureCaptured,
     "review_resolved": ReviewResolved,
+    "sla_warning": SlaWarning,
+    "sla_breached": SlaBreached,
 }
 
 EVENT_TYPES = tuple(EVENT_PAYLOADS)

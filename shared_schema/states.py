@@ -27,6 +27,12 @@ class Role(str, enum.Enum):
     DISPATCHER = "dispatcher"
     MANAGER = "manager"
     ADMIN = "admin"
+    SYSTEM = "system"
+    """The server itself, for events it records (SLA warnings and breaches); no token carries it."""
+
+
+# Roles a verified token can carry. The verifier maps no claim to Role.SYSTEM.
+HUMAN_ROLES = (Role.ENGINEER, Role.DISPATCHER, Role.MANAGER, Role.ADMIN)
 
 
 # States before work starts: a dispatcher may still reassign, unassign or cancel.

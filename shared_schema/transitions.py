@@ -47,6 +47,10 @@ def _rows(
     ]
 
 
+# Event types that only the server records, under Role.SYSTEM.
+SERVER_ORIGIN_TYPES = ("sla_warning", "sla_breached")
+
+
 def _build_table() -> list[Transition]:
     field_records = ("parts_used", "time_logged", "attachment_added", "checklist_updated")
     rows = [
@@ -79,6 +83,10 @@ def _build_table() -> list[Transition]:
     ]
     for event_type in field_records:
         rows.extend(_rows(event_type, ACTIVE_STATES, None, ENGINEER_SIDE, True))
+    # The server records SLA crossings itself in every state where an SLA
+    # clock can run. No token carries Role.SYSTEM, so no caller can record them.
+    for event_type in SERVER_ORIGIN_TYPES:
+        rows.extend(_rows(event_type, OPEN_STATES, None, (Role.SYSTEM,)))
     return rows
 
 

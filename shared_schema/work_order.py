@@ -69,6 +69,11 @@ def apply_event(
 
     version = state.version + 1
     changes: dict[str, object] = {"version": version, "updated_at": effective_time}
+    if isinstance(payload, p.SlaCrossing):
+        # An SLA crossing is the server's observation, not a change to the order.
+        # Keeping updated_at means it does not raise the floor of the effective
+        # time of device events recorded after it, so it cannot move the SLA.
+        del changes["updated_at"]
     if to_state is not None:
         changes["status"] = to_state
 

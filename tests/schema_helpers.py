@@ -76,6 +76,21 @@ def valid_payload(event_type: str, engineer_id: str | None = ENGINEER_A) -> dict
             "resolution": "accepted",
             "note": "work confirmed by phone",
         },
+        "sla_warning": {
+            "clock": "response",
+            "cycle": 1,
+            "threshold": 0.5,
+            "due_at": "2024-06-17T08:00:00+00:00",
+            "crossed_at": "2024-06-14T15:00:00+00:00",
+            "crossing_key": "1/response/warning/0.5",
+        },
+        "sla_breached": {
+            "clock": "response",
+            "cycle": 1,
+            "due_at": "2024-06-17T08:00:00+00:00",
+            "crossed_at": "2024-06-17T08:00:00+00:00",
+            "crossing_key": "1/response/breach/1.0",
+        },
         UNKNOWN_TYPE: {},
     }
     payload = dict(payloads[event_type])
@@ -127,6 +142,7 @@ ACTORS = {
     "admin": ADMIN,
     "engineer_a": ENGINEER_ON_A,
     "engineer_b": ENGINEER_ON_B,
+    "system": make_actor(Role.SYSTEM),
 }
 
 
@@ -136,6 +152,7 @@ ENGINEER_SIDE = frozenset({Role.ENGINEER, Role.ADMIN})
 OFFICE = frozenset({Role.DISPATCHER, Role.MANAGER, Role.ADMIN})
 MANAGEMENT = frozenset({Role.MANAGER, Role.ADMIN})
 OFFICE_AND_ENGINEER = OFFICE | {Role.ENGINEER}
+SERVER = frozenset({Role.SYSTEM})
 
 PRE_WORK = (S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE, S.ON_SITE)
 ACTIVE = (S.ACCEPTED, S.EN_ROUTE, S.ON_SITE, S.IN_PROGRESS, S.ON_HOLD)
@@ -179,6 +196,8 @@ def _lifecycle() -> dict[tuple[WorkOrderStatus | None, str], Rule]:
         ("checklist_updated", ACTIVE, None, ENGINEER_SIDE, True),
         ("signature_captured", [*ACTIVE, S.COMPLETED], None, ENGINEER_SIDE, True),
         ("review_resolved", list(S), None, OFFICE, False),
+        ("sla_warning", OPEN, None, SERVER, False),
+        ("sla_breached", OPEN, None, SERVER, False),
     ]
     table: dict[tuple[WorkOrderStatus | None, str], Rule] = {}
     for event_type, states, to_state, roles, assignee_only in statements:

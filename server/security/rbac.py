@@ -15,12 +15,12 @@ from __future__ import annotations
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from shared_schema import Actor, Role
+from shared_schema import HUMAN_ROLES, Actor, Role
 
 from ..api.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthenticated
 from .errors import AuthenticationError, AuthorizationError, KeysUnavailable
 
-ALL_ROLES = frozenset(Role)
+ALL_ROLES = frozenset(HUMAN_ROLES)
 OFFICE_ROLES = frozenset({Role.DISPATCHER, Role.MANAGER, Role.ADMIN})
 
 # Routes anyone may call without a token: probes and the published contract.
@@ -46,6 +46,8 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
     "catalog.asset_configuration": OFFICE_ROLES,
     "work_orders.asset_configuration": ALL_ROLES,
     "reviews.list": OFFICE_ROLES,
+    "sla.get": ALL_ROLES,
+    "sla.at_risk": OFFICE_ROLES,
 }
 
 # Routes whose calls count against the subject's rate limit.

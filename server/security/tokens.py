@@ -201,7 +201,7 @@ def _role_from(claims: dict[str, Any], path: str) -> Role:
         if role.value in names:
             return role
     shown = ", ".join(repr(str(item)[:40]) for item in values[:5])
-    allowed = ", ".join(role.value for role in Role)
+    allowed = ", ".join(role.value for role in ROLE_RANK)
     raise AuthorizationError("unknown_role", f"the token's roles ({shown}) include none of {allowed}")
 
 
