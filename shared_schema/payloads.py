@@ -16,7 +16,7 @@ import msgspec
 # PostgreSQL text columns cannot store the NUL character, and no field needs it.
 NO_NUL = r"^[^\x00]*$"
 NonEmptyText = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
-LongText = Annotated[str, msgspec.Meta(max_length=10_000)]
+LongText = Annotated[str, msgspec.Meta(max_length=10_000, pattern=NO_NUL)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
 Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 AwareDatetime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
@@ -128,7 +128,7 @@ class PriorityChanged(Payload):
 
 
 class NoteAdded(Payload):
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=NO_NUL)]
 
 
 class PartsUsed(Payload):
@@ -179,7 +179,7 @@ class ReviewResolved(Payload):
     client_event_id: uuid.UUID
     subject: Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_NUL)]
     resolution: ReviewResolution
-    note: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+    note: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000, pattern=NO_NUL)]
 
 
 class SlaClock(str, enum.Enum):

@@ -294,6 +294,27 @@ def test_nul_in_payload_rejected(dispatcher):
     assert "$.payload.engineer_id" in decision["message"]
 
 
+@pytest.mark.parametrize(
+    ("event_type", "payload", "field"),
+    [
+        ("created", {"title": "Leak", "site_id": "site-1", "priority": "P2", "description": "d\u0000"}, "description"),
+        ("note_added", {"text": "called\u0000back"}, "text"),
+    ],
+    ids=["description", "note text"],
+)
+def test_nul_in_free_text_rejected(dispatcher, event_type, payload, field):
+    """Free text takes no NUL either; it is never legitimate and PostgreSQL text cannot hold it."""
+    work_order_id = "wo-nul-text" if event_type == "created" else "wo-nul"
+    if event_type == "note_added" and not dispatcher.get("/v1/work-orders/wo-nul").is_success:
+        post_batch(dispatcher, [created("wo-nul")])
+    proposal = event(work_order_id, event_type, 0 if event_type == "created" else 1, payload)
+
+    decision = post_batch(dispatcher, [proposal])[0]
+
+    assert (decision["status"], decision["reason_code"]) == ("REJECTED", "invalid_payload")
+    assert f"$.payload.{field}" in decision["message"]
+
+
 def test_nul_in_path_not_found(dispatcher):
     response = dispatcher.get("/v1/work-orders/wo%001")
 

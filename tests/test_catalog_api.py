@@ -138,6 +138,15 @@ def register_site_and_engineer(manager) -> None:
 # (commands, field, value) where the last command of each list is at fault.
 BAD_COMMANDS = [
     ([site("site-x", time_zone="Mars/Olympus")], "$.commands[0].payload.time_zone", "Mars/Olympus"),
+    # A file in the zoneinfo folder whose meaning depends on the host, not an IANA name.
+    ([site("site-x", time_zone="localtime")], "$.commands[0].payload.time_zone", "localtime"),
+    ([site("site-x", time_zone="posixrules")], "$.commands[0].payload.time_zone", "posixrules"),
+    (
+        [contract("ct-2", targets={p: {"response": "P999999999D", "resolution": "PT1H"} for p in ("P1", "P2", "P3", "P4")})],
+        "$.commands[0].payload.policy.targets.P1.response",
+        "999999999 days, 0:00:00",
+    ),
+    ([snapshot("cnc-1", "2026-02-01T00:00:00Z", firmware="v\u0000x")], "$.commands[0].payload.configuration[...]", None),
     (
         [engineer("e-2", calendar={"type": "business", "time_zone": "Nowhere/City", "weekly_hours": []})],
         "$.commands[0].payload.calendar.time_zone",
@@ -450,3 +459,12 @@ def test_demo_loads_catalog(demo_server):
         assert sum(entry["kind"] == "catalog_change" for entry in audit) == 12
     finally:
         clients.close()
+
+
+def test_engineer_with_round_the_clock_calendar(api):
+    manager = api("manager", "mgr-1")
+
+    post_catalog(manager, [engineer("e-24", calendar={"type": "24x7"})])
+    listed = {item["engineer_id"]: item for item in items(manager, "/v1/catalog/engineers")}
+
+    assert listed["e-24"]["calendar"] == {"type": "24x7"}

@@ -9,6 +9,7 @@ Instants are converted to UTC, so the stored payloads compare and sort as text.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from typing import Annotated, Any, Union
 
@@ -24,7 +25,7 @@ EntityId = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")]
 ShortText = Annotated[str, msgspec.Meta(max_length=500, pattern=r"^[^\x00]*$")]
 Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
-ConfigurationValue = Union[str, int, float, bool, None]
+ConfigurationValue = Union[Annotated[str, msgspec.Meta(max_length=1000, pattern=r"^[^\x00]*$")], int, float, bool, None]
 
 
 class CommandError(ValueError):
@@ -73,6 +74,11 @@ class TwentyFourSevenPayload(Strict, tag_field="type", tag="24x7", kw_only=True)
     pass
 
 
+# Targets beyond this cannot be a service contract, and adding them to an
+# instant could pass the year 9999 that datetime supports.
+MAX_TARGET = dt.timedelta(days=3650)
+
+
 class TargetsPayload(Strict, kw_only=True):
     """Business durations as ISO 8601 durations, such as "PT4H"."""
 
@@ -98,6 +104,14 @@ class PolicyPayload(Strict, kw_only=True):
             calendar = TwentyFourSeven()
         targets = {}
         for priority, target in self.targets.items():
+            for name in ("response", "resolution"):
+                value = getattr(target, name)
+                if value > MAX_TARGET:
+                    raise CommandError(
+                        f"the {name} target is longer than the limit of {MAX_TARGET.days} days",
+                        field=f"{path}.targets.{priority.value}.{name}",
+                        value=str(value),
+                    )
             try:
                 targets[priority] = PriorityTargets(response=target.response, resolution=target.resolution)
             except ValueError as exc:
@@ -124,7 +138,7 @@ class PolicyPayload(Strict, kw_only=True):
 class EngineerPayload(Strict, kw_only=True):
     name: Name
     skills: list[Name] = []
-    calendar: CalendarPayload
+    calendar: Union[CalendarPayload, TwentyFourSevenPayload]
     home_site_id: EntityId | None = None
 
 
@@ -250,8 +264,25 @@ class CheckedCommand(msgspec.Struct, frozen=True, kw_only=True):
     payload: dict[str, Any]
 
 
+# Files in the system's zoneinfo folder that are not IANA zone names.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@functools.cache
+def _iana_zones() -> frozenset[str]:
+    return frozenset(
+        name
+        for name in zoneinfo.available_timezones()
+        if name not in _NOT_ZONES and not name.startswith(("posix/", "right/"))
+    )
+
+
 def check_time_zone(key: str, field: str) -> None:
+    # Names outside the IANA list, such as "localtime", resolve to files whose
+    # meaning depends on the host, so only listed names are accepted.
     try:
+        if key not in _iana_zones():
+            raise ValueError(key)
         zoneinfo.ZoneInfo(key)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise CommandError(
@@ -267,7 +298,7 @@ def check_commands(request: CatalogRequest) -> list[CheckedCommand]:
     for index, command in enumerate(request.commands):
         path = f"$.commands[{index}].payload"
         payload = command.payload
-        if isinstance(payload, EngineerPayload):
+        if isinstance(payload, EngineerPayload) and isinstance(payload.calendar, CalendarPayload):
             payload.calendar.build(f"{path}.calendar")
         elif isinstance(payload, SitePayload):
             check_time_zone(payload.time_zone, f"{path}.time_zone")
