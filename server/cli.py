@@ -207,7 +207,8 @@ def projections() -> None:
     """Rebuild or verify the projections from the event log, the decisions and the catalog events.
 
     Projections: work_orders_current, work_order_timeline, event_audience (from the event log and
-    the decisions), engineers, sites, assets, contracts (from catalog_events).
+    the decisions), kpi_order_history (from the accepted events, up to the KPI projector's
+    checkpoint), engineers, sites, assets, contracts (from catalog_events).
     """
 
 

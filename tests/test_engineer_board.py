@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from catalog_helpers import engineer, post_catalog
+from catalog_helpers import command, engineer, post_catalog
 from api_helpers import Clients, event, post_batch
 from conftest import LiveServer
 
@@ -111,3 +111,66 @@ def test_off_shift_from_calendar() -> None:
     assert build_board(catalog, [], [], {}, sunday_noon)[0].status == "off_shift"
     assert build_board(catalog, [], [], {}, monday_noon)[0].status == "available"
     assert build_board([{"engineer_id": "e-1", "name": "Ada"}], [], [], {}, sunday_noon)[0].status == "available"
+
+
+def absence(engineer_id: str, start: dt.datetime, end: dt.datetime, reason: str | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat()}
+    if reason is not None:
+        payload["reason"] = reason
+    return command("engineer_absence_recorded", engineer_id, payload)
+
+
+def test_absence_makes_off_shift(live_server: LiveServer) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    hour = dt.timedelta(hours=1)
+    add_engineers(live_server, {"e-away": "Ada", "e-back": "Bo", "e-busy": "Cy", "e-quiet": "Di"})
+    clients = Clients(live_server)
+    try:
+        admin = clients("admin", "catalog-admin")
+        post_catalog(
+            admin,
+            [
+                absence("e-away", now - hour, now + hour, "sick leave"),
+                absence("e-back", now - 3 * hour, now - hour, "training"),
+                absence("e-busy", now - hour, now + hour, "holiday"),
+                absence("e-quiet", now - hour, now + hour, None),
+            ],
+        )
+        post_batch(admin, order_events("wo-busy", "e-busy", PATHS["working"]))
+        post_batch(admin, order_events("wo-away", "e-away", PATHS["on_hold"]))
+        response = clients("dispatcher", "d-1").get("/v1/engineers/board")
+    finally:
+        clients.close()
+    assert response.status_code == 200, response.text
+    board = {entry["engineer_id"]: entry for entry in response.json()}
+
+    away = board["e-away"]
+    assert away["status"] == "off_shift"
+    assert away["absence"]["reason"] == "sick leave"
+    assert away["current_order"]["work_order_id"] == "wo-away"
+    assert board["e-back"]["status"] == "available"
+    assert board["e-back"]["absence"] is None
+    # The calendar says on shift, but the absence wins.
+    assert board["e-quiet"]["status"] == "off_shift"
+    assert board["e-quiet"]["has_calendar"] is True
+    assert board["e-quiet"]["absence"]["reason"] is None
+    # An order in progress keeps its status, and the absence is still shown.
+    assert board["e-busy"]["status"] == "working"
+    assert board["e-busy"]["absence"]["reason"] == "holiday"
+
+
+def test_absence_bounds_are_half_open() -> None:
+    from server.board.status import build_board
+
+    start = dt.datetime(2030, 1, 7, 8, tzinfo=dt.timezone.utc)
+    end = dt.datetime(2030, 1, 7, 12, tzinfo=dt.timezone.utc)
+    row = {
+        "engineer_id": "e-1",
+        "name": "Ada",
+        "absences": [{"start": start.isoformat(), "end": end.isoformat(), "reason": "doctor", "catalog_event_id": 1}],
+    }
+
+    assert build_board([row], [], [], {}, start - dt.timedelta(microseconds=1))[0].status == "available"
+    assert build_board([row], [], [], {}, start)[0].status == "off_shift"
+    assert build_board([row], [], [], {}, end - dt.timedelta(microseconds=1))[0].status == "off_shift"
+    assert build_board([row], [], [], {}, end)[0].status == "available"

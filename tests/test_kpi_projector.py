@@ -14,8 +14,10 @@ import httpx
 import msgspec
 import pytest
 import uvicorn
+from catalog_helpers import command, post_catalog
 from conftest import SHARED_SSL_CONTEXT, LiveServer, free_port
 from kpi_reference import reference_kpis
+from sla_helpers import ROUND_THE_CLOCK, at, history, put_contracts
 from test_kpi_engine import HistoryGenerator, assert_same_figures, engine_figures
 
 from server.app import create_app
@@ -120,7 +122,51 @@ def read_log(admin: httpx.Client) -> list[RecordedEvent]:
             return events
 
 
-def assert_matches_reference(admin: httpx.Client, events: list[RecordedEvent]) -> None:
+def targets(response: str, resolution: str) -> dict[str, dict[str, str]]:
+    return {priority: {"response": response, "resolution": resolution} for priority in ("P1", "P2", "P3", "P4")}
+
+
+# Contracts of the generated history: tight round-the-clock targets, office hours, and ct-bronze left
+# out of the catalog so that its orders stay SLA-unknown.
+HISTORY_CONTRACTS = {
+    "ct-gold": {"calendar": {"type": "24x7"}, "targets": targets("PT2H", "PT6H")},
+    "ct-silver": {
+        "calendar": {
+            "type": "business",
+            "time_zone": "Europe/Berlin",
+            "weekly_hours": [[{"start": "08:00:00", "end": "17:00:00"}]] * 5 + [[], []],
+        },
+        "targets": targets("PT4H", "PT16H"),
+    },
+}
+
+
+def register_history_contracts(admin: httpx.Client) -> None:
+    post_catalog(
+        admin,
+        [
+            command("contract_registered", contract_id, {"name": contract_id, "policy": policy})
+            for contract_id, policy in HISTORY_CONTRACTS.items()
+        ],
+    )
+
+
+def sla_met_from_endpoint(admin: httpx.Client, events: list[RecordedEvent]) -> dict[str, bool]:
+    """Map each order with a contract to its last cycle's resolution clock (met or breached) from GET .../sla."""
+    met: dict[str, bool] = {}
+    for event in events:
+        if event.type != "created" or event.payload.get("contract_id") is None:
+            continue
+        response = admin.get(f"/v1/work-orders/{event.work_order_id}/sla")
+        assert response.status_code == 200, response.text
+        cycles = response.json()["cycles"]
+        state = cycles[-1]["resolution"]["state"] if cycles else None
+        if state in ("met", "breached"):
+            met[event.work_order_id] = state == "met"
+    return met
+
+
+def assert_matches_reference(admin: httpx.Client, events: list[RecordedEvent], sla_met: dict[str, bool]) -> None:
     for start, end in WINDOWS:
         for group_by in ("engineer", "asset", "contract", "day"):
             for repeat_days in (7, 30):
@@ -128,7 +174,9 @@ def assert_matches_reference(admin: httpx.Client, events: list[RecordedEvent]) -
                 groups = {
                     group["key"]: engine_figures(msgspec.convert(group, KpiGroup)) for group in body["groups"]
                 }
-                expected = reference_kpis(events, start, end, group_by, repeat_window_days=repeat_days)
+                expected = reference_kpis(
+                    events, start, end, group_by, repeat_window_days=repeat_days, sla_met=sla_met
+                )
                 assert set(groups) == set(expected), (group_by, start)
                 assert groups, (group_by, start)
                 for key, figures in groups.items():
@@ -138,17 +186,23 @@ def assert_matches_reference(admin: httpx.Client, events: list[RecordedEvent]) -
 def test_kpi_matches_reference_across_restart(fast_settings: Settings, history_bodies: list[dict[str, Any]]) -> None:
     half = len(history_bodies) // 2
     with running_server(fast_settings) as live, client(live, Role.ADMIN) as admin:
+        register_history_contracts(admin)
         post_all(admin, history_bodies[:half])
         first = wait_caught_up(admin)
-    assert first["checkpoint_position"] == half
+    # The SLA clock job may add its own events (warnings, breaches) to the log of contract orders.
+    assert first["checkpoint_position"] == first["head_position"] >= half
 
     with running_server(fast_settings) as live, client(live, Role.ADMIN) as admin:
         post_all(admin, history_bodies[half:])
         projector = wait_caught_up(admin)
         events = read_log(admin)
-        assert projector["checkpoint_position"] == len(history_bodies) == len(events)
+        field_events = [event for event in events if event.actor_role != Role.SYSTEM.value]
+        assert len(field_events) == len(history_bodies)
+        assert len(history_bodies) <= projector["checkpoint_position"] <= len(events)
         assert projector["running"] is True
-        assert_matches_reference(admin, events)
+        sla_met = sla_met_from_endpoint(admin, events)
+        assert set(sla_met.values()) == {True, False}
+        assert_matches_reference(admin, events, sla_met)
 
 
 def test_lag_reported_until_projector_runs(fast_settings: Settings, history_bodies: list[dict[str, Any]]) -> None:
@@ -166,6 +220,53 @@ def test_lag_reported_until_projector_runs(fast_settings: Settings, history_bodi
         caught_up = wait_caught_up(admin)
     assert caught_up["checkpoint_position"] == len(bodies)
     assert caught_up["seconds_since_checkpoint_event"] >= 0
+
+
+def worked_order(met_by: str, completed_at: str, hold: tuple[str, str, str] | None = None) -> list[tuple[str, str, dict]]:
+    """Steps of an order created 2024-06-14 08:00 UTC and completed at `completed_at`, with an optional hold."""
+    steps: list[tuple[str, str, dict]] = [
+        ("created", at("2024-06-14 08:00"), {}),
+        ("assigned", at("2024-06-14 08:00"), {"engineer_id": "e-1"}),
+        ("accepted", at("2024-06-14 08:05"), {}),
+        ("travel_started", at("2024-06-14 08:10"), {}),
+        ("arrived", at(met_by), {}),
+        ("work_started", at("2024-06-14 09:40"), {}),
+    ]
+    if hold is not None:
+        reason, start, end = hold
+        steps += [("hold_started", at(start), {"reason": reason}), ("work_resumed", at(end), {})]
+    steps.append(("completed", at(completed_at), {"summary": "replaced bearing"}))
+    return steps
+
+
+def test_kpi_sla_compliance_from_contracts(live_server: LiveServer) -> None:
+    # P1 on ct-24x7: response 4 h, resolution 8 h, so resolution is due 2024-06-14 16:00 UTC.
+    put_contracts(live_server.settings, {"ct-24x7": ROUND_THE_CLOCK})
+    with client(live_server, Role.ADMIN) as admin:
+        history(admin, "wo-met", worked_order("2024-06-14 09:30", "2024-06-14 12:00"), contract_id="ct-24x7")
+        history(admin, "wo-late", worked_order("2024-06-14 09:30", "2024-06-14 20:00"), contract_id="ct-24x7")
+        # A customer hold pauses the clock: 11 h elapsed minus 8 h on hold is within target.
+        paused = worked_order("2024-06-14 09:30", "2024-06-14 19:00", ("customer", "2024-06-14 10:00", "2024-06-14 18:00"))
+        history(admin, "wo-paused", paused, contract_id="ct-24x7")
+        # A parts hold does not pause it, so the same timing breaches.
+        parts = worked_order("2024-06-14 09:30", "2024-06-14 19:00", ("parts", "2024-06-14 10:00", "2024-06-14 18:00"))
+        history(admin, "wo-parts", parts, contract_id="ct-24x7")
+        history(admin, "wo-none", worked_order("2024-06-14 09:30", "2024-06-14 12:00"), contract_id=None)
+        history(admin, "wo-unknown", worked_order("2024-06-14 09:30", "2024-06-14 12:00"), contract_id="ct-missing")
+        wait_caught_up(admin)
+        start, end = dt.datetime(2024, 6, 1, tzinfo=UTC), dt.datetime(2024, 7, 1, tzinfo=UTC)
+        groups = {group["key"]: group for group in kpi(admin, start, end, "contract")["groups"]}
+        by_engineer = kpi(admin, start, end, "engineer")["groups"]
+
+    contracted = groups["ct-24x7"]
+    assert contracted["sla_compliance"] == {"hits": 2, "count": 4, "rate": 0.5}
+    assert contracted["sla_unknown"] == 0
+    assert groups[None]["sla_compliance"]["count"] == 0
+    assert groups[None]["sla_unknown"] == 1
+    assert groups["ct-missing"]["sla_unknown"] == 1
+    assert [group["key"] for group in by_engineer] == ["e-1"]
+    assert by_engineer[0]["sla_compliance"] == {"hits": 2, "count": 4, "rate": 0.5}
+    assert by_engineer[0]["sla_unknown"] == 2
 
 
 @pytest.mark.parametrize(

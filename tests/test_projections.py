@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 
 import asyncpg
 import pytest
@@ -92,8 +93,24 @@ def send_traffic(live: LiveServer) -> None:
     assert review[0]["status"] == "NEEDS_REVIEW"
 
 
+def wait_kpi_caught_up(live: LiveServer, timeout: float = 30) -> None:
+    """Poll GET /v1/kpi until the KPI projector has applied every event of the log."""
+    params = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "group_by": "day"}
+    deadline = time.monotonic() + timeout
+    with Clients(live)("admin", "admin-1") as admin:
+        while True:
+            response = admin.get("/v1/kpi", params=params)
+            assert response.status_code == 200, response.text
+            projector = response.json()["projector"]
+            if projector["positions_behind"] == 0:
+                return
+            assert time.monotonic() < deadline, f"the KPI projector did not catch up: {projector}"
+            time.sleep(0.05)
+
+
 def test_verify_equal_after_api_traffic(live_server):
     send_traffic(live_server)
+    wait_kpi_caught_up(live_server)
 
     result = csdp(live_server.settings, "projections", "verify")
 
@@ -129,6 +146,63 @@ def test_verify_names_corrupted_row(live_server):
     assert "event_audience: equal" in result.output
 
 
+def test_verify_and_rebuild_kpi_history(live_server):
+    send_traffic(live_server)
+    wait_kpi_caught_up(live_server)
+    settings = live_server.settings
+    position = fetch_value(
+        settings,
+        "SELECT global_position FROM kpi_order_history WHERE work_order_id = $1 AND type = 'assigned'",
+        "wo-1",
+    )
+    execute(
+        settings,
+        "UPDATE kpi_order_history SET engineer_id = 'e-99' WHERE work_order_id = $1 AND global_position = $2",
+        "wo-1",
+        position,
+    )
+
+    result = csdp(settings, "projections", "verify", "kpi_order_history")
+
+    assert result.exit_code == 1, result.output
+    assert "kpi_order_history: 1 differing rows" in result.output
+    assert f"kpi_order_history [wo-1, {position}] engineer_id: live 'e-99', rebuilt 'e-17'" in result.output
+
+    rebuilt = csdp(settings, "projections", "rebuild", "kpi_order_history")
+
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "rebuilt kpi_order_history from 14 decisions and 11 events" in rebuilt.output
+    engineer = fetch_value(
+        settings, "SELECT engineer_id FROM kpi_order_history WHERE work_order_id = $1 AND global_position = $2", "wo-1", position
+    )
+    assert engineer == "e-17"
+    checkpoint = fetch_value(settings, "SELECT position FROM projector_checkpoints WHERE name = $1", "kpi")
+    assert checkpoint == 11
+    verified = csdp(settings, "projections", "verify")
+    assert verified.exit_code == 0, verified.output
+    assert "kpi_order_history: equal" in verified.output
+
+
+def test_rebuild_kpi_history_moves_checkpoint(live_server):
+    send_traffic(live_server)
+    wait_kpi_caught_up(live_server)
+    settings = live_server.settings
+    # The rows go but the checkpoint stays, so the projector does not refill the table by itself.
+    execute(settings, "DELETE FROM kpi_order_history")
+
+    assert csdp(settings, "projections", "verify", "kpi_order_history").exit_code == 1
+    rebuilt = csdp(settings, "projections", "rebuild", "kpi_order_history")
+
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert fetch_value(settings, "SELECT count(*) FROM kpi_order_history") > 0
+    assert fetch_value(settings, "SELECT position FROM projector_checkpoints WHERE name = $1", "kpi") == 11
+    with Clients(live_server)("dispatcher", "d-1") as dispatcher:
+        create_assigned(dispatcher, "wo-4", "e-17")
+    wait_kpi_caught_up(live_server)
+    result = csdp(settings, "projections", "verify", "kpi_order_history")
+    assert result.exit_code == 0, result.output
+
+
 def test_verify_names_json_field_and_missing_rows(live_server):
     send_traffic(live_server)
     settings = live_server.settings
@@ -162,7 +236,10 @@ def test_rebuild_restores_corrupted_row(live_server):
     rebuilt = csdp(settings, "projections", "rebuild")
 
     assert rebuilt.exit_code == 0, rebuilt.output
-    summary = "rebuilt work_orders_current, work_order_timeline, event_audience from 14 decisions and 11 events"
+    summary = (
+        "rebuilt work_orders_current, work_order_timeline, event_audience, kpi_order_history"
+        " from 14 decisions and 11 events"
+    )
     assert summary in rebuilt.output
     assert fetch_value(settings, "SELECT status FROM work_orders_current WHERE work_order_id = $1", "wo-1") == "on_site"
     assert fetch_value(settings, "SELECT version FROM work_orders_current WHERE work_order_id = $1", "wo-1") == 5

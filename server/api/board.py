@@ -34,5 +34,5 @@ async def get_engineer_board(request: Request, actor: CurrentActor) -> list[Boar
             dt.datetime.now(dt.timezone.utc),
         )
     except ValueError as exc:
-        log.error("engineer_calendar_invalid", error=str(exc))
-        raise CatalogInvalid(f"the engineer catalog contains an invalid calendar: {exc}") from None
+        log.error("engineer_catalog_invalid", error=str(exc))
+        raise CatalogInvalid(f"the engineer catalog contains an invalid calendar or absence: {exc}") from None

@@ -10,7 +10,9 @@ from litestar import Request, get
 
 from ..kpi import GroupBy, KpiGroup, compute_kpis
 from ..kpi_projection.projector import kpi_history
-from ..kpi_projection.rows import HistoryWindow, ProjectorLag, recorded_event
+from ..kpi_projection.rows import KPI_EVENT_TYPES, HistoryWindow, ProjectorLag, recorded_event
+from ..kpi_projection.sla_flags import sla_flags
+from ..sla.contracts import PolicyCatalog
 from .context import CurrentActor, check_query_names, enum_query, int_query, store_of
 from .errors import ApiError, InvalidField
 
@@ -112,13 +114,17 @@ async def get_kpi(request: Request, actor: CurrentActor) -> KpiResponse:
             "query parameter to plus repeat_window_days lies after year 9999", field="to", value=request.query_params.get("to")
         ) from None
     rows = await history.window_rows(HistoryWindow(start=start, end=end, repeat_end=repeat_end))
+    policies = await PolicyCatalog.load(store_of(request))
+    now = dt.datetime.now(dt.timezone.utc)
+    met = sla_flags(rows, policies, window_start=start, window_end=end, now=now)
     try:
         report = compute_kpis(
-            [recorded_event(row) for row in rows],
+            [recorded_event(row) for row in rows if row.type in KPI_EVENT_TYPES],
             window_start=start,
             window_end=end,
             group_by=group_by,
             repeat_window_days=repeat_days,
+            sla_met=met,
         )
     except ValueError as exc:
         # The parameters were checked above, so this is a history the engine cannot replay.
@@ -136,5 +142,5 @@ async def get_kpi(request: Request, actor: CurrentActor) -> KpiResponse:
         group_by=report.group_by,
         repeat_window_days=report.repeat_window_days,
         groups=report.groups,
-        projector=projector_status(lag, running, dt.datetime.now(dt.timezone.utc)),
+        projector=projector_status(lag, running, now),
     )

@@ -39,11 +39,20 @@ class BoardOrder(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: dt.datetime | None
 
 
+class BoardAbsence(msgspec.Struct, frozen=True, kw_only=True):
+    """A recorded absence of the engineer that contains the board's instant."""
+
+    start: dt.datetime
+    end: dt.datetime
+    reason: str | None
+
+
 class BoardEntry(msgspec.Struct, frozen=True, kw_only=True):
     """One engineer on the board.
 
     `in_catalog` is False for an engineer id seen only in assignments.
     `has_calendar` tells whether a working calendar decided `off_shift`.
+    `absence` is the recorded absence in progress, None when there is none.
     `last_update` is the latest effective time among the events of the
     orders now assigned to the engineer, whatever their status.
     """
@@ -53,6 +62,7 @@ class BoardEntry(msgspec.Struct, frozen=True, kw_only=True):
     in_catalog: bool
     status: str
     has_calendar: bool
+    absence: BoardAbsence | None
     current_order: BoardOrder | None
     next_orders: list[BoardOrder]
     last_update: dt.datetime | None
@@ -92,6 +102,26 @@ def on_shift(calendar: Calendar | None, now: dt.datetime) -> bool:
     return bool(open_intervals(calendar, now, now + dt.timedelta(microseconds=1)))
 
 
+def current_absence(engineer_id: str, absences: object, now: dt.datetime) -> BoardAbsence | None:
+    """Return the first recorded absence with start <= now < end, or None.
+
+    Raises ValueError naming the engineer for an absence whose instants do not parse.
+    """
+    if not absences:
+        return None
+    try:
+        for absence in absences:  # type: ignore[attr-defined]
+            start = dt.datetime.fromisoformat(str(absence["start"]))
+            end = dt.datetime.fromisoformat(str(absence["end"]))
+            if start <= now < end:
+                # The catalog stores an absence recorded without a reason with an empty one.
+                reason = absence.get("reason")
+                return BoardAbsence(start=start, end=end, reason=str(reason) if reason else None)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"engineer {engineer_id!r} has an invalid absence: {exc!r}") from exc
+    return None
+
+
 def _latest(states: list[WorkOrderState]) -> WorkOrderState:
     return max(states, key=lambda state: (state.updated_at or _NEVER, state.work_order_id))
 
@@ -105,13 +135,16 @@ def board_entry(
 ) -> BoardEntry:
     """Derive one engineer's board row from the orders now assigned to them."""
     calendar = parse_calendar(engineer_id, catalog_row.get("calendar")) if catalog_row else None
+    absence = current_absence(engineer_id, catalog_row.get("absences"), now) if catalog_row else None
     status, current = "available", None
     for order_status, board_status in ACTIVE_STATUS_ORDER:
         matching = [state for state in states if state.status is order_status]
         if matching:
             status, current = board_status, _latest(matching)
             break
-    if status in ("available", "on_hold") and not on_shift(calendar, now):
+    # A recorded absence overrides the calendar. An engineer whose order is en route, on site or in
+    # progress keeps that status in both cases, because the log shows the job going on.
+    if status in ("available", "on_hold") and (absence is not None or not on_shift(calendar, now)):
         status = "off_shift"
     planned = sorted(
         (state for state in states if state.status in PLANNED_STATES),
@@ -124,6 +157,7 @@ def board_entry(
         in_catalog=catalog_row is not None,
         status=status,
         has_calendar=calendar is not None,
+        absence=absence,
         current_order=board_order(current) if current is not None else None,
         next_orders=[board_order(state) for state in planned],
         last_update=last_update,

@@ -19,9 +19,13 @@ from .rows import PROJECTOR_NAME, HistoryRow, HistoryWindow, ProjectorLag, histo
 _decode_event = msgspec.json.Decoder(RecordedEvent).decode
 
 HISTORY_COLUMNS = (
-    "work_order_id, global_position, stream_version, type, effective_time, engineer_id, asset_id, contract_id, fixed"
+    "work_order_id, global_position, stream_version, type, effective_time, engineer_id, asset_id, contract_id, fixed,"
+    " priority, hold_reason"
 )
-_HISTORY_TYPES = "$1::text[], $2::bigint[], $3::int[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::bool[]"
+_HISTORY_TYPES = (
+    "$1::text[], $2::bigint[], $3::int[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[],"
+    " $9::bool[], $10::text[], $11::text[]"
+)
 
 # See the SQLite module: orders created before the end with an event at or after the start, and
 # the orders created in (start, repeat_end] that can make a repeat visit.
@@ -37,7 +41,7 @@ _WINDOW_SQL = (
 
 def history_columns(rows: list[HistoryRow]) -> list[list[object]]:
     """Turn rows into one list per column of `kpi_order_history`, for `insert_history_sql`."""
-    return [list(column) for column in zip(*(msgspec.structs.astuple(row) for row in rows))] or [[] for _ in range(9)]
+    return [list(column) for column in zip(*(msgspec.structs.astuple(row) for row in rows))] or [[] for _ in range(11)]
 
 
 def insert_history_sql(table: str) -> str:

@@ -1,10 +1,12 @@
-"""History rows of the KPI projection: the fields of each event that `compute_kpis` reads.
+"""History rows of the KPI projection: the fields of each event that `compute_kpis` and the SLA engine read.
 
 `compute_kpis` replays each order through the transition table and reads
 the status changes, the assignee from the assignment payloads, the asset
-and contract of `created` and the `fixed` flag of `completed`. Events that
-keep the status (notes, parts, signatures) change none of these, so the
-history leaves them out.
+and contract of `created` and the `fixed` flag of `completed`. The SLA
+engine also reads the priority of `created` and `priority_changed` and the
+reason of `hold_started`, so `priority_changed` rows are kept too. Other
+events that keep the status (notes, parts, signatures) change none of
+these, so the history leaves them out.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from shared_schema import TRANSITIONS, RecordedEvent
 
 PROJECTOR_NAME = "kpi"
 
-# Event types that change an order's status in at least one transition row.
+# Event types that change an order's status in at least one transition row: the input of `compute_kpis`.
 KPI_EVENT_TYPES = frozenset(row.event_type for row in TRANSITIONS if row.to_state is not None)
+# Event types with a history row: the KPI input and the SLA engine's priority changes.
+HISTORY_EVENT_TYPES = KPI_EVENT_TYPES | {"priority_changed"}
 
-# Payload fields each event type contributes to the history.
+# Payload fields each event type contributes to the KPI engine's view of the event.
 _PAYLOAD_FIELDS = {
     "created": ("asset_id", "contract_id"),
     "assigned": ("engineer_id",),
@@ -45,16 +49,24 @@ class HistoryRow(msgspec.Struct, frozen=True, array_like=True):
     asset_id: str | None = None
     contract_id: str | None = None
     fixed: bool | None = None
+    priority: str | None = None
+    """Set for `created` and `priority_changed`."""
+    hold_reason: str | None = None
+    """The `reason` of `hold_started`."""
 
 
 def history_row(event: RecordedEvent) -> HistoryRow | None:
-    """Return the history row of an accepted event, or None for a type that keeps the order's status."""
-    if event.type not in KPI_EVENT_TYPES:
+    """Return the history row of an accepted event, or None for a type that neither KPI nor SLA reads."""
+    if event.type not in HISTORY_EVENT_TYPES:
         return None
     fields = {name: event.payload.get(name) for name in _PAYLOAD_FIELDS.get(event.type, ())}
     if "fixed" in fields:
         # The engine reads a completion without the flag as fixed.
         fields["fixed"] = bool(fields["fixed"]) if fields["fixed"] is not None else True
+    if event.type in ("created", "priority_changed"):
+        fields["priority"] = event.payload.get("priority")
+    if event.type == "hold_started":
+        fields["hold_reason"] = event.payload.get("reason")
     return HistoryRow(
         work_order_id=event.work_order_id,
         global_position=event.global_position,

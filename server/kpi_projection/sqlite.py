@@ -20,7 +20,8 @@ from .rows import PROJECTOR_NAME, HistoryRow, HistoryWindow, ProjectorLag, forma
 _decode_event = msgspec.json.Decoder(RecordedEvent).decode
 
 HISTORY_COLUMNS = (
-    "work_order_id, global_position, stream_version, type, effective_time, engineer_id, asset_id, contract_id, fixed"
+    "work_order_id, global_position, stream_version, type, effective_time, engineer_id, asset_id, contract_id, fixed,"
+    " priority, hold_reason"
 )
 
 # Orders created before the window end with an event at or after its start,
@@ -47,11 +48,13 @@ def sqlite_row(row: HistoryRow) -> tuple[object, ...]:
         row.asset_id,
         row.contract_id,
         fixed,
+        row.priority,
+        row.hold_reason,
     )
 
 
 def history_row_of(values: tuple[object, ...]) -> HistoryRow:
-    order, position, version, kind, time, engineer, asset, contract, fixed = values
+    order, position, version, kind, time, engineer, asset, contract, fixed, priority, hold_reason = values
     return HistoryRow(
         work_order_id=str(order),
         global_position=int(position),  # type: ignore[arg-type]
@@ -62,11 +65,13 @@ def history_row_of(values: tuple[object, ...]) -> HistoryRow:
         asset_id=asset,  # type: ignore[arg-type]
         contract_id=contract,  # type: ignore[arg-type]
         fixed=None if fixed is None else bool(fixed),
+        priority=priority,  # type: ignore[arg-type]
+        hold_reason=hold_reason,  # type: ignore[arg-type]
     )
 
 
 def insert_history_sql(table: str) -> str:
-    return f"INSERT INTO {table} ({HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    return f"INSERT INTO {table} ({HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def write_checkpoint(db: sqlite3.Connection, position: int) -> None:

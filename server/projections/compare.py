@@ -14,6 +14,9 @@ What counts as equal:
   surrogate key that a rebuild renumbers, so it is not compared.
 - `event_audience`: key (engineer_id, global_position); a row is equal when
   both copies contain it.
+- `kpi_order_history`: key (work_order_id, global_position); every other
+  column. The rebuilt copy is cut at the KPI projector's checkpoint, because
+  the live table lags the log by the events the projector has not applied.
 
 JSON documents are decoded and compared as values, so key order and
 whitespace do not matter, while every field and its value must match.
@@ -28,13 +31,24 @@ from typing import Any, Protocol
 
 import msgspec
 
-from .names import EVENT_AUDIENCE, WORK_ORDER_TIMELINE, WORK_ORDERS_CURRENT
+from .names import EVENT_AUDIENCE, KPI_ORDER_HISTORY, WORK_ORDER_TIMELINE, WORK_ORDERS_CURRENT
 
 # Columns returned by `ComparedRows.rows` after the key columns, per projection.
 VALUE_COLUMNS = {
     WORK_ORDERS_CURRENT: ("status", "version", "engineer_id", "priority", "site_id", "updated_at", "state"),
     WORK_ORDER_TIMELINE: ("entry",),
     EVENT_AUDIENCE: (),
+    KPI_ORDER_HISTORY: (
+        "stream_version",
+        "type",
+        "effective_time",
+        "engineer_id",
+        "asset_id",
+        "contract_id",
+        "fixed",
+        "priority",
+        "hold_reason",
+    ),
 }
 JSON_COLUMNS = frozenset({"state", "entry", "document"})
 MISSING = "(no row)"
@@ -47,7 +61,8 @@ class ComparedRows(Protocol):
         Rows are `(key..., value...)`: for `work_orders_current` the key is
         work_order_id, for `work_order_timeline` it is (work_order_id, an
         integer that orders the entries of one order), for `event_audience`
-        (engineer_id, global_position). Values follow `VALUE_COLUMNS`, with
+        (engineer_id, global_position), for `kpi_order_history`
+        (work_order_id, global_position). Values follow `VALUE_COLUMNS`, with
         timestamps as aware datetimes and JSON as text or bytes.
         """
         ...

@@ -7,11 +7,13 @@ from collections.abc import Iterable
 WORK_ORDERS_CURRENT = "work_orders_current"
 WORK_ORDER_TIMELINE = "work_order_timeline"
 EVENT_AUDIENCE = "event_audience"
+# The KPI projector's table, rebuilt from the accepted events; a rebuild also moves the projector's checkpoint.
+KPI_ORDER_HISTORY = "kpi_order_history"
 # Projections of `catalog_events`, one table per catalog entity.
 CATALOG_PROJECTIONS = ("engineers", "sites", "assets", "contracts")
 
 # In the order the rebuild replaces them.
-PROJECTIONS = (WORK_ORDERS_CURRENT, WORK_ORDER_TIMELINE, EVENT_AUDIENCE, *CATALOG_PROJECTIONS)
+PROJECTIONS = (WORK_ORDERS_CURRENT, WORK_ORDER_TIMELINE, EVENT_AUDIENCE, KPI_ORDER_HISTORY, *CATALOG_PROJECTIONS)
 
 
 class UnknownProjection(ValueError):

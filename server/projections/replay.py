@@ -17,8 +17,9 @@ from shared_schema import (
     WorkOrderState,
 )
 
+from ..kpi_projection.rows import HistoryRow, history_row
 from .fold import ReplayError, apply_recorded_event, event_audience, timeline_entry
-from .names import EVENT_AUDIENCE, WORK_ORDER_TIMELINE
+from .names import EVENT_AUDIENCE, KPI_ORDER_HISTORY, WORK_ORDER_TIMELINE
 
 _decode_proposal = msgspec.json.Decoder(ProposedEvent).decode
 _decode_decision = msgspec.json.Decoder(EventDecision).decode
@@ -48,12 +49,14 @@ class ProjectionRows:
     `states` contains the final state of every order the batch changed.
     `timeline` pairs each entry with its decision id, which orders the
     entries the way ingestion inserted them. `audience` contains
-    (engineer id, global position) pairs.
+    (engineer id, global position) pairs. `kpi_history` contains the
+    `kpi_order_history` rows of the batch's accepted events.
     """
 
     states: dict[str, WorkOrderState] = dataclasses.field(default_factory=dict)
     timeline: list[tuple[int, TimelineEntry]] = dataclasses.field(default_factory=list)
     audience: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    kpi_history: list[HistoryRow] = dataclasses.field(default_factory=list)
     events: int = 0
 
 
@@ -79,6 +82,7 @@ class Replayer:
         result = ProjectionRows()
         build_timeline = WORK_ORDER_TIMELINE in self.projections
         build_audience = EVENT_AUDIENCE in self.projections
+        build_kpi_history = KPI_ORDER_HISTORY in self.projections
         for row in rows:
             if row.decision_id <= self.last_decision_id:
                 raise ReplayError(f"decision {row.decision_id} arrived after decision {self.last_decision_id}")
@@ -102,6 +106,10 @@ class Replayer:
                 if build_audience:
                     position = recorded.global_position
                     result.audience.extend((engineer, position) for engineer in sorted(event_audience(before, after)))
+                if build_kpi_history:
+                    kpi_row = history_row(recorded)
+                    if kpi_row is not None:
+                        result.kpi_history.append(kpi_row)
 
             if build_timeline:
                 decision = _decode_decision(row.decision)

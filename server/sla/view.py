@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 # Event types that the SLA engine reads. The server's own SLA events and the
 # field records are left out before evaluation.
-_SLA_INPUT_TYPES = frozenset(
+SLA_INPUT_TYPES = frozenset(
     {
         "created",
         "priority_changed",
@@ -118,7 +118,7 @@ class OrderSla:
 
 def evaluate_events(events: list[RecordedEvent], policies: tuple[SlaPolicy, ...], now: dt.datetime) -> SlaEvaluation:
     """Evaluate the SLA from an order's recorded events, ignoring types the engine does not read."""
-    inputs = [SlaEvent.from_recorded(event) for event in events if event.type in _SLA_INPUT_TYPES]
+    inputs = [SlaEvent.from_recorded(event) for event in events if event.type in SLA_INPUT_TYPES]
     return evaluate_sla(inputs, policies, now)
 
 

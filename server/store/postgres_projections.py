@@ -14,7 +14,9 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from ..projections.names import EVENT_AUDIENCE, WORK_ORDER_TIMELINE, WORK_ORDERS_CURRENT
+from ..kpi_projection.postgres import HISTORY_COLUMNS, history_columns, insert_history_sql, lock_checkpoint, write_checkpoint
+from ..kpi_projection.rows import PROJECTOR_NAME
+from ..projections.names import EVENT_AUDIENCE, KPI_ORDER_HISTORY, WORK_ORDER_TIMELINE, WORK_ORDERS_CURRENT
 from ..projections.replay import LogRow, ProjectionRows
 from .postgres_catalog import PostgresCatalog
 from .postgres import PostgresStore, current_state_columns, upsert_current_sql
@@ -38,6 +40,12 @@ _SCRATCH_TABLES = {
         'CREATE TEMP TABLE rebuilt_event_audience (engineer_id TEXT COLLATE "C" NOT NULL,'
         " global_position BIGINT NOT NULL, PRIMARY KEY (engineer_id, global_position))"
     ),
+    KPI_ORDER_HISTORY: (
+        'CREATE TEMP TABLE rebuilt_kpi_order_history (work_order_id TEXT COLLATE "C" NOT NULL,'
+        " global_position BIGINT NOT NULL, stream_version INTEGER NOT NULL, type TEXT NOT NULL,"
+        " effective_time TIMESTAMPTZ NOT NULL, engineer_id TEXT, asset_id TEXT, contract_id TEXT, fixed BOOLEAN,"
+        " priority TEXT, hold_reason TEXT, PRIMARY KEY (work_order_id, global_position))"
+    ),
 }
 _CURRENT_COLUMNS = "work_order_id, status, version, engineer_id, priority, site_id, updated_at, state"
 
@@ -54,7 +62,16 @@ _ORDERED_QUERIES = {
     EVENT_AUDIENCE: (
         'SELECT engineer_id, global_position FROM {table} ORDER BY engineer_id COLLATE "C", global_position'
     ),
+    KPI_ORDER_HISTORY: (
+        f"SELECT {HISTORY_COLUMNS} FROM {{table}}{{limit}}"
+        ' ORDER BY work_order_id COLLATE "C", global_position'
+    ),
 }
+# The rebuilt KPI history stops at the projector's checkpoint, where the live table stops.
+_KPI_CHECKPOINT_LIMIT = (
+    " WHERE global_position <= (SELECT coalesce(max(position), 0) FROM projector_checkpoints"
+    f" WHERE name = '{PROJECTOR_NAME}')"
+)
 
 # Appends write these tables in this order, so taking the locks in the same order cannot deadlock with them.
 # SHARE ROW EXCLUSIVE blocks inserts, updates and deletes by other transactions, and no reads.
@@ -130,6 +147,10 @@ class PostgresProjectionTables:
                     [engineer for engineer, _ in rows.audience],
                     [position for _, position in rows.audience],
                 )
+            if KPI_ORDER_HISTORY in projections and rows.kpi_history:
+                await self._db.execute(
+                    insert_history_sql("pg_temp.rebuilt_kpi_order_history"), *history_columns(rows.kpi_history)
+                )
 
     async def drop_scratch(self) -> None:
         if self._db.is_closed():
@@ -161,13 +182,25 @@ class PostgresProjectionTables:
                 "INSERT INTO work_order_timeline (work_order_id, entry) SELECT work_order_id, entry"
                 " FROM pg_temp.rebuilt_work_order_timeline ORDER BY sequence"
             )
+        elif projection == KPI_ORDER_HISTORY:
+            insert = (
+                f"INSERT INTO kpi_order_history ({HISTORY_COLUMNS}) SELECT {HISTORY_COLUMNS}"
+                " FROM pg_temp.rebuilt_kpi_order_history"
+            )
         else:
             insert = (
                 "INSERT INTO event_audience (engineer_id, global_position) SELECT engineer_id, global_position"
                 " FROM pg_temp.rebuilt_event_audience"
             )
+        if projection == KPI_ORDER_HISTORY:
+            # Wait for a projector batch in flight, and keep the projector out until the commit.
+            await lock_checkpoint(self._db)
         await self._db.execute(f"DELETE FROM {projection}")
         await self._db.execute(insert)
+        if projection == KPI_ORDER_HISTORY:
+            # Appends wait and every committed event was replayed, so the projector resumes after the log's last event.
+            head = await self._db.fetchval("SELECT coalesce(max(global_position), 0) FROM events")
+            await write_checkpoint(self._db, head)
 
     async def rows(self, projection: str, *, rebuilt: bool) -> AsyncIterator[list[tuple[Any, ...]]]:
         """Yield pages through a cursor; this needs the open transaction of `final_transaction`."""
@@ -175,7 +208,8 @@ class PostgresProjectionTables:
             table, order = f"pg_temp.rebuilt_{projection}", "sequence"
         else:
             table, order = projection, "entry_id"
-        cursor = await self._db.cursor(_ORDERED_QUERIES[projection].format(table=table, order=order))
+        limit = _KPI_CHECKPOINT_LIMIT if projection == KPI_ORDER_HISTORY and rebuilt else ""
+        cursor = await self._db.cursor(_ORDERED_QUERIES[projection].format(table=table, order=order, limit=limit))
         while True:
             page = await cursor.fetch(self._page_size)
             if not page:

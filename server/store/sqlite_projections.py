@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ..projections.names import EVENT_AUDIENCE, WORK_ORDER_TIMELINE, WORK_ORDERS_CURRENT
+from ..kpi_projection.rows import PROJECTOR_NAME
+from ..kpi_projection.sqlite import HISTORY_COLUMNS, insert_history_sql, sqlite_row, write_checkpoint
+from ..projections.names import EVENT_AUDIENCE, KPI_ORDER_HISTORY, WORK_ORDER_TIMELINE, WORK_ORDERS_CURRENT
 from ..projections.replay import LogRow, ProjectionRows
 from .sqlite import SQLiteStore, current_state_rows
 from .sqlite_catalog import SQLiteCatalog
@@ -37,6 +39,12 @@ _SCRATCH_TABLES = {
     EVENT_AUDIENCE: (
         "CREATE TEMP TABLE rebuilt_event_audience (engineer_id TEXT NOT NULL, global_position INTEGER NOT NULL,"
         " PRIMARY KEY (engineer_id, global_position)) WITHOUT ROWID"
+    ),
+    KPI_ORDER_HISTORY: (
+        "CREATE TEMP TABLE rebuilt_kpi_order_history (work_order_id TEXT NOT NULL, global_position INTEGER NOT NULL,"
+        " stream_version INTEGER NOT NULL, type TEXT NOT NULL, effective_time TEXT NOT NULL, engineer_id TEXT,"
+        " asset_id TEXT, contract_id TEXT, fixed INTEGER, priority TEXT, hold_reason TEXT,"
+        " PRIMARY KEY (work_order_id, global_position)) WITHOUT ROWID"
     ),
 }
 _CURRENT_COLUMNS = "work_order_id, status, version, engineer_id, priority, site_id, updated_at, state"
@@ -61,11 +69,25 @@ _PAGE_QUERIES = {
         " ORDER BY engineer_id, global_position LIMIT ?"
         for table in ("main.event_audience", "temp.rebuilt_event_audience")
     ),
+    # The rebuilt copy stops at the KPI projector's checkpoint, where the live table stops.
+    KPI_ORDER_HISTORY: tuple(
+        f"SELECT {HISTORY_COLUMNS} FROM {table} WHERE (work_order_id, global_position) > (?, ?){limit}"
+        " ORDER BY work_order_id, global_position LIMIT ?"
+        for table, limit in (
+            ("main.kpi_order_history", ""),
+            (
+                "temp.rebuilt_kpi_order_history",
+                " AND global_position <= (SELECT coalesce(max(position), 0) FROM main.projector_checkpoints"
+                f" WHERE name = '{PROJECTOR_NAME}')",
+            ),
+        )
+    ),
 }
 _FIRST_KEY: dict[str, tuple[Any, ...]] = {
     WORK_ORDERS_CURRENT: ("",),
     WORK_ORDER_TIMELINE: ("", -1),
     EVENT_AUDIENCE: ("", -1),
+    KPI_ORDER_HISTORY: ("", -1),
 }
 
 
@@ -142,6 +164,10 @@ class SQLiteProjectionTables:
                     "INSERT INTO temp.rebuilt_event_audience (engineer_id, global_position) VALUES (?, ?)",
                     rows.audience,
                 )
+            if KPI_ORDER_HISTORY in projections:
+                db.executemany(
+                    insert_history_sql("temp.rebuilt_kpi_order_history"), [sqlite_row(row) for row in rows.kpi_history]
+                )
             if own_transaction:
                 db.execute("COMMIT")
 
@@ -179,6 +205,11 @@ class SQLiteProjectionTables:
                 "INSERT INTO main.work_order_timeline (work_order_id, entry) SELECT work_order_id, entry"
                 " FROM temp.rebuilt_work_order_timeline ORDER BY sequence"
             )
+        elif projection == KPI_ORDER_HISTORY:
+            insert = (
+                f"INSERT INTO main.kpi_order_history ({HISTORY_COLUMNS}) SELECT {HISTORY_COLUMNS}"
+                " FROM temp.rebuilt_kpi_order_history"
+            )
         else:
             insert = (
                 "INSERT INTO main.event_audience (engineer_id, global_position) SELECT engineer_id, global_position"
@@ -188,6 +219,11 @@ class SQLiteProjectionTables:
         def replace(db: sqlite3.Connection) -> None:
             db.execute(f"DELETE FROM main.{projection}")
             db.execute(insert)
+            if projection == KPI_ORDER_HISTORY:
+                # The final transaction holds the write lock and has replayed every event, so the
+                # projector resumes after the last event of the log.
+                head = db.execute("SELECT coalesce(max(global_position), 0) FROM main.events").fetchone()[0]
+                write_checkpoint(db, head)
 
         await self._run(replace)
 

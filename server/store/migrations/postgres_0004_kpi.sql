@@ -9,7 +9,8 @@ CREATE TABLE projector_checkpoints (
 );
 
 -- Projection: the events of each work order that the KPI engine reads, one row per event,
--- with only the payload fields it uses.
+-- with only the payload fields it uses. `priority` (of created and priority_changed) and
+-- `hold_reason` (of hold_started) are read by the SLA evaluation of GET /v1/kpi.
 CREATE TABLE kpi_order_history (
     work_order_id   TEXT COLLATE "C" NOT NULL,
     global_position BIGINT NOT NULL,
@@ -20,6 +21,8 @@ CREATE TABLE kpi_order_history (
     asset_id        TEXT,
     contract_id     TEXT,
     fixed           BOOLEAN,
+    priority        TEXT,
+    hold_reason     TEXT,
     PRIMARY KEY (work_order_id, global_position)
 );
 CREATE INDEX kpi_order_history_time ON kpi_order_history (effective_time, work_order_id);

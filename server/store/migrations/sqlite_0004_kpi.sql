@@ -9,7 +9,8 @@ CREATE TABLE projector_checkpoints (
 );
 
 -- Projection: the events of each work order that the KPI engine reads, one row per event,
--- with only the payload fields it uses. Times are UTC text in one fixed format
+-- with only the payload fields it uses. `priority` (of created and priority_changed) and
+-- `hold_reason` (of hold_started) are read by the SLA evaluation of GET /v1/kpi. Times are UTC text in one fixed format
 -- (YYYY-MM-DDTHH:MM:SS.ffffffZ), so text order is time order.
 CREATE TABLE kpi_order_history (
     work_order_id   TEXT NOT NULL,
@@ -21,6 +22,8 @@ CREATE TABLE kpi_order_history (
     asset_id        TEXT,
     contract_id     TEXT,
     fixed           INTEGER,
+    priority        TEXT,
+    hold_reason     TEXT,
     PRIMARY KEY (work_order_id, global_position)
 ) WITHOUT ROWID;
 CREATE INDEX kpi_order_history_time ON kpi_order_history (effective_time, work_order_id);
