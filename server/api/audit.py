@@ -13,7 +13,7 @@ from .errors import InvalidField
 _FILTERS = ("subject", "outcome", "reason", "work_order_id", "correlation_id", "device_id")
 
 
-def _instant(request: Request, name: str) -> dt.datetime | None:
+def instant_query(request: Request, name: str) -> dt.datetime | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
@@ -53,8 +53,8 @@ async def list_audit(request: Request, actor: CurrentActor) -> AuditPage:
             ) from None
     query = AuditQuery(
         **filters,
-        since=_instant(request, "from"),
-        until=_instant(request, "to"),
+        since=instant_query(request, "from"),
+        until=instant_query(request, "to"),
         after=after,
         limit=int_query(request, "limit", 100, minimum=1, maximum=1000),
     )

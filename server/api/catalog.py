@@ -14,10 +14,11 @@ from ..catalog.commands import MAX_COMMANDS, CatalogRequest, CommandError, check
 from ..catalog.fold import RecordedChange, snapshot_at
 from ..store import encode_cursor
 from ..store.catalog import catalog_of
-from .audit import _instant as instant_query
+from .audit import instant_query
 from .context import CurrentActor, check_query_names, cursor_query, int_query, store_of
-from .errors import MISSING, InvalidField, MalformedRequest, NotFound, validation_error
-from .queries import _visible_order as visible_order
+from .errors import InvalidField, MalformedRequest, NotFound, validation_error
+from .events import decode_document
+from .queries import visible_order
 
 log = structlog.get_logger("csdp.catalog")
 _decode_request = msgspec.json.Decoder(CatalogRequest).decode
@@ -46,7 +47,7 @@ def parse_catalog_request(body: bytes) -> CatalogRequest:
     try:
         return _decode_request(body)
     except msgspec.ValidationError as exc:
-        document = _decode_document(body)
+        document = decode_document(body)
         commands = document.get("commands") if isinstance(document, dict) else None
         if isinstance(commands, list) and len(commands) > MAX_COMMANDS:
             raise InvalidField(
@@ -56,17 +57,6 @@ def parse_catalog_request(body: bytes) -> CatalogRequest:
                 limit=MAX_COMMANDS,
             ) from None
         raise validation_error(exc, document) from exc
-    except msgspec.DecodeError as exc:
-        raise MalformedRequest(f"the request body is not valid JSON: {exc}") from exc
-    except RecursionError:
-        raise MalformedRequest("the request body is nested too deeply to decode") from None
-
-
-def _decode_document(body: bytes) -> Any:
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.ValidationError:
-        return MISSING
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"the request body is not valid JSON: {exc}") from exc
     except RecursionError:

@@ -30,7 +30,7 @@ def parse_batch(body: bytes, max_events: int) -> EventBatch:
     try:
         batch = _decode_batch(body)
     except msgspec.ValidationError as exc:
-        document = _decode_document(body)
+        document = decode_document(body)
         _check_size(document.get("events") if isinstance(document, dict) else None, max_events)
         _reject_claimed_identity(document)
         raise validation_error(exc, document) from exc
@@ -73,7 +73,7 @@ def _reject_claimed_identity(document: object) -> None:
                 )
 
 
-def _decode_document(body: bytes) -> object:
+def decode_document(body: bytes) -> object:
     """Decode the body without a schema to find the value at fault.
 
     Returns MISSING when a number is out of range, and raises a 400 when the

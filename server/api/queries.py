@@ -36,7 +36,7 @@ async def list_work_orders(request: Request, actor: CurrentActor) -> WorkOrderPa
     return WorkOrderPage(items=items, next_cursor=next_cursor)
 
 
-async def _visible_order(request: Request, actor: Actor, work_order_id: str) -> WorkOrderState:
+async def visible_order(request: Request, actor: Actor, work_order_id: str) -> WorkOrderState:
     # No stored id contains NUL, and PostgreSQL cannot even compare text with it.
     state = None if "\x00" in work_order_id else await store_of(request).get_work_order(work_order_id)
     scope = engineer_scope(actor)
@@ -57,14 +57,14 @@ async def _visible_order(request: Request, actor: Actor, work_order_id: str) -> 
 @get("/v1/work-orders/{work_order_id:str}", name="work_orders.get")
 async def get_work_order(request: Request, actor: CurrentActor, work_order_id: FromPath[str]) -> WorkOrderState:
     check_query_names(request, set())
-    return await _visible_order(request, actor, work_order_id)
+    return await visible_order(request, actor, work_order_id)
 
 
 @get("/v1/work-orders/{work_order_id:str}/timeline", name="work_orders.timeline")
 async def get_timeline(request: Request, actor: CurrentActor, work_order_id: FromPath[str]) -> list[TimelineEntry]:
     """Accepted events in stream order, with rejected and review decisions between them."""
     check_query_names(request, set())
-    await _visible_order(request, actor, work_order_id)
+    await visible_order(request, actor, work_order_id)
     return await store_of(request).timeline(work_order_id)
 
 

@@ -13,14 +13,14 @@ from ..store import decode_cursor, encode_cursor
 from ..store.sla_reads import list_open_work_orders
 from .context import CurrentActor, check_query_names, int_query, store_of
 from .errors import InvalidField
-from .queries import _visible_order
+from .queries import visible_order
 
 
 @get("/v1/work-orders/{work_order_id:str}/sla", name="sla.get")
 async def get_work_order_sla(request: Request, actor: CurrentActor, work_order_id: FromPath[str]) -> SlaView:
     """Evaluate the order's SLA now from its accepted events and its contract's policy."""
     check_query_names(request, set())
-    state = await _visible_order(request, actor, work_order_id)
+    state = await visible_order(request, actor, work_order_id)
     store = store_of(request)
     now = dt.datetime.now(dt.UTC)
     order = await evaluate_order(store, state, await PolicyCatalog.load(store), now)
