@@ -176,18 +176,21 @@ class Settings:
     def validate(self) -> None:
         """Raise ConfigError naming the variable of the first invalid setting."""
         self.store_kind  # noqa: B018 - validates CSDP_DATABASE_URL now, not at the first request
-        if self.jwks_url and self.jwt_public_key_file:
-            raise ConfigError(
-                "CSDP_JWKS_URL and CSDP_JWT_PUBLIC_KEY_FILE are both set; configure the identity provider's keys one way"
-            )
-        if self.jwks_url:
-            _check_http_url("CSDP_JWKS_URL", self.jwks_url)
+
         for name, field, maximum in _SECONDS_LIMITS:
             value = getattr(self, field)
             if not (math.isfinite(value) and 0 <= value <= maximum):
                 raise ConfigError(f"{name}={value!r} is invalid: expected a number of seconds from 0 to {maximum:g}")
         if self.rate_limit_burst < 1:
             raise ConfigError(f"CSDP_RATE_LIMIT_BURST={self.rate_limit_burst!r} is invalid: expected a whole number greater than 0")
+
+        # The identity provider and the token claims.
+        if self.jwks_url and self.jwt_public_key_file:
+            raise ConfigError(
+                "CSDP_JWKS_URL and CSDP_JWT_PUBLIC_KEY_FILE are both set; configure the identity provider's keys one way"
+            )
+        if self.jwks_url:
+            _check_http_url("CSDP_JWKS_URL", self.jwks_url)
         if self.jwt_public_key_file and not self.jwt_public_key_file.is_file():
             raise ConfigError(f"CSDP_JWT_PUBLIC_KEY_FILE={str(self.jwt_public_key_file)!r} is not a readable file")
         if self.identity_provider_configured and not self.jwt_issuer:
@@ -203,6 +206,7 @@ class Settings:
         for name, path in (("CSDP_ROLE_CLAIM", self.role_claim), ("CSDP_ENGINEER_CLAIM", self.engineer_claim)):
             if not path or any(not part for part in path.split(".")):
                 raise ConfigError(f"{name}={path!r} is invalid: expected a claim name or a dotted path such as realm_access.roles")
+
         if not self.dev_auth_enabled and not self.identity_provider_configured:
             raise ConfigError(
                 "CSDP_DEV_AUTH is false and no identity provider is configured, so no token could be verified; "
