@@ -315,5 +315,27 @@ def transitions() -> None:
     sys.stdout.write(transition_table_json().decode() + "\n")
 
 
+@main.group()
+def contract() -> None:
+    """Export the language-neutral SDK contract."""
+
+
+@contract.command("export")
+@click.argument("target", metavar="DIR", type=click.Path(path_type=Path))
+def contract_export(target: Path) -> None:
+    """Write the JSON Schemas, transition table, reason codes and conformance vectors into DIR.
+
+    The checked-in copy lives in shared_schema/contract; refresh it with
+    `csdp contract export shared_schema/contract`.
+    """
+    from .contract.export import ExportError, export_contract
+
+    try:
+        written = export_contract(target)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {len(written)} files into {target}")
+
+
 if __name__ == "__main__":
     main()
