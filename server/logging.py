@@ -119,7 +119,7 @@ def _audit_bad_header(scope: Scope, headers: dict[bytes, bytes], correlation_id:
 
 
 async def _send_bad_header(send: Send, correlation_id: str, message: str, raw: bytes) -> None:
-    """Answer 400 before the application runs, in the error body shape of the API."""
+    """Send a 400 response before the application runs, in the error body shape of the API."""
     shown = raw[:MAX_CORRELATION_ID_LENGTH].decode("utf-8", errors="replace")
     body = json.dumps(
         {

@@ -1,7 +1,7 @@
 """A stand-in identity provider for tests: signs tokens and serves its JWKS over HTTP on loopback.
 
 It holds RSA and EC key pairs by `kid`, can rotate them while the server
-runs, and can be told to fail, so tests exercise the server's real JWKS
+runs, and can be set to fail, so tests exercise the server's real JWKS
 fetching, caching and refreshing.
 """
 

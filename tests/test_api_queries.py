@@ -152,7 +152,7 @@ def test_engineer_get_foreign_order_403(api, fleet):
     assert own.status_code == 200
     assert foreign.status_code == 403
     assert unassigned.status_code == 403
-    # A missing order gets the same answer, so an engineer cannot probe which ids exist.
+    # A missing order gets the same response, so an engineer cannot probe which ids exist.
     assert missing.status_code == 403
     assert missing.json()["message"] == "work order 'wo-99' is not assigned to engineer e-17"
     assert foreign.json()["error"] == "forbidden"

@@ -14,7 +14,7 @@ from server.sla.calendar import business_calendar
 
 import msgspec
 
-# Status each order's events lead to, for the engineer who holds it.
+# Status each order's events lead to, for the engineer assigned to it.
 PATHS = {
     "en_route": ["accepted", "travel_started"],
     "on_site": ["accepted", "travel_started", "arrived"],
@@ -150,7 +150,7 @@ def test_absence_makes_off_shift(live_server: LiveServer) -> None:
     assert away["current_order"]["work_order_id"] == "wo-away"
     assert board["e-back"]["status"] == "available"
     assert board["e-back"]["absence"] is None
-    # The calendar says on shift, but the absence wins.
+    # The calendar puts the engineer on shift, but the absence wins.
     assert board["e-quiet"]["status"] == "off_shift"
     assert board["e-quiet"]["has_calendar"] is True
     assert board["e-quiet"]["absence"]["reason"] is None

@@ -42,7 +42,8 @@ def running_server(settings: Settings, *, kpi_projector: bool = True) -> Iterato
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        assert thread.is_alive(), "the test server stopped while starting"
+        assert time.monotonic() < deadline, "the test server did not start within 15 s"
         time.sleep(0.02)
     try:
         yield LiveServer(base_url=f"http://127.0.0.1:{port}", settings=settings)

@@ -1,7 +1,7 @@
 """RBAC walked cell by cell: the role x endpoint table and the role x event-type table.
 
-Both tables are data in the code and tables in `docs/security.md`; the tests
-check every cell over HTTP and check that the document says what the code does.
+Both tables are data in the code and tables in `docs/security.md`. The tests
+check every cell over HTTP and check that the document states what the code does.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def _title(event_type: str) -> dict[str, str]:
     return {"title": "Spindle alarm"} if event_type == "created" else {}
 
 
-# -- the document says what the code does ---------------------------------------
+# -- the document matches the code ----------------------------------------------
 
 
 def doc_table(heading: str) -> dict[str, set[Role]]:

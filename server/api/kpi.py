@@ -18,7 +18,7 @@ from .errors import ApiError, InvalidField
 
 log = structlog.get_logger("csdp.kpi")
 
-# Longest repeat-visit window; it bounds the extra orders a request loads.
+# Maximum repeat-visit window in days, because it bounds the extra orders a request loads.
 MAX_REPEAT_WINDOW_DAYS = 3650
 
 

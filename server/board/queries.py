@@ -23,7 +23,7 @@ _OPEN_ASSIGNED = (
 _LAST_UPDATES = (
     "SELECT engineer_id, max(updated_at) FROM work_orders_current WHERE engineer_id IS NOT NULL GROUP BY engineer_id"
 )
-# Every engineer who was ever assignee of an order: the pull feed's audience holds the assignee
+# Every engineer who was ever assignee of an order: the pull feed's audience contains the assignee
 # before and after each event.
 _ASSIGNED_ENGINEERS = "SELECT DISTINCT engineer_id FROM event_audience"
 

@@ -51,7 +51,7 @@ class BoardEntry(msgspec.Struct, frozen=True, kw_only=True):
     """One engineer on the board.
 
     `in_catalog` is False for an engineer id seen only in assignments.
-    `has_calendar` tells whether a working calendar decided `off_shift`.
+    `has_calendar` is whether a working calendar decided `off_shift`.
     `absence` is the recorded absence in progress, None when there is none.
     `last_update` is the latest effective time among the events of the
     orders now assigned to the engineer, whatever their status.

@@ -129,7 +129,7 @@ async def rebuild_projections(
 ) -> RebuildResult:
     """Rebuild `projections` from the log, replacing each live table in one transaction of its own.
 
-    The catalog projections are replaced together, in one transaction that holds catalog writes.
+    The catalog projections are replaced together, in one transaction that blocks catalog writes meanwhile.
     """
     catalog = catalog_projections(projections)
     catalog_events = 0

@@ -1,4 +1,4 @@
-"""Who may call the server: token verification, RBAC, rate limit and the audit of denied requests."""
+"""Access control of the server: token verification, RBAC, rate limit and the audit of denied requests."""
 
 from .dev_key import DEV_ALGORITHM, DEV_ISSUER, load_or_create_dev_key, mint_dev_token
 from .errors import AuthenticationError, AuthorizationError, KeysUnavailable

@@ -2,7 +2,7 @@
 
 Keys are fetched on first use and again after `cache_seconds`. A token whose
 `kid` is not among the cached keys triggers one more fetch, so a key rotation
-at the provider works without a restart; such fetches are spaced at least
+at the provider works without a restart. Such fetches are spaced at least
 `min_refresh_seconds` apart, so tokens with made-up key ids cannot turn the
 server into a load generator against the provider.
 """
@@ -22,7 +22,7 @@ from .errors import AuthenticationError, KeysUnavailable
 
 log = structlog.get_logger("csdp.security")
 
-# A JWKS document holds a handful of keys; anything this large is not one.
+# A JWKS document contains a handful of keys, so a response this large is not one.
 MAX_JWKS_BYTES = 1024 * 1024
 
 
@@ -58,7 +58,7 @@ class JwksCache:
         if self._fetched_at is None or now - self._fetched_at >= self._cache_seconds:
             if self._keys:
                 # Serve with the cached keys while a background task fetches new ones, so a
-                # slow provider delays no request; a retired key works until that fetch ends.
+                # slow provider delays no request. A retired key works until that fetch ends.
                 self._refresh_in_background(now)
             else:
                 await self._refresh(stale_after=now)
@@ -135,7 +135,7 @@ class JwksCache:
         if response.status_code != 200:
             raise KeysUnavailable(f"fetching {url} returned HTTP {response.status_code}")
         if len(response.content) > MAX_JWKS_BYTES:
-            raise KeysUnavailable(f"{url} returned {len(response.content)} bytes, more than a JWKS document holds")
+            raise KeysUnavailable(f"{url} returned {len(response.content)} bytes, more than the limit of {MAX_JWKS_BYTES} for a JWKS document")
         try:
             document = response.json()
         except ValueError as exc:

@@ -64,7 +64,7 @@ class TokenVerifier:
             self._public_key_algorithms = fitting & frozenset(settings.jwt_algorithms)
             if not self._public_key_algorithms:
                 raise ConfigError(
-                    f"CSDP_JWT_PUBLIC_KEY_FILE={str(settings.jwt_public_key_file)!r} holds a key for "
+                    f"CSDP_JWT_PUBLIC_KEY_FILE={str(settings.jwt_public_key_file)!r} contains a key for "
                     f"{', '.join(sorted(fitting))}, none of which is in CSDP_JWT_ALGORITHMS="
                     f"{','.join(settings.jwt_algorithms)!r}; add the key's algorithm to CSDP_JWT_ALGORITHMS"
                 )
