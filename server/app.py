@@ -17,6 +17,7 @@ from shared_schema import transition_table_json
 from .api.context import provide_actor, store_of
 from .api.errors import EXCEPTION_HANDLERS
 from .api.events import post_events
+from .api.protocol import check_protocol_version
 from .api.queries import get_changes, get_timeline, get_work_order, list_work_orders
 from .api.audit import list_audit
 from .api.board import get_engineer_board
@@ -115,7 +116,7 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
             ready,
             transitions,
         ],
-        guards=[authorize],
+        guards=[check_protocol_version, authorize],
         openapi_config=OpenAPIConfig(
             title="CNC-FSM Core",
             version="1",

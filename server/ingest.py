@@ -35,6 +35,7 @@ from shared_schema.payloads import ReviewResolved
 from shared_schema.reasons import REASON_SENTENCES
 
 from .projections.fold import event_audience, timeline_entry
+from .upcasting import upcast_proposal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +126,10 @@ def plan_batch(
             plan.responses.append(_replay_or_reuse(earlier, proposal, fingerprint, states, recorded_at))
             continue
 
+        # The fingerprint and the stored proposal keep the layout the client sent,
+        # so a retry of an older client still matches. Deciding uses the current layout.
+        sent = proposal
+        proposal = upcast_proposal(sent)
         state = states.get(proposal.work_order_id)
         causation = None
         if proposal.causation_id is not None and proposal.causation_id in causations:
@@ -177,7 +182,7 @@ def plan_batch(
             global_position=recorded.global_position if recorded else None,
         )
         plan.responses.append(decision)
-        plan.decisions.append(NewDecision(decision=decision, proposal=proposal, fingerprint=fingerprint, actor=actor))
+        plan.decisions.append(NewDecision(decision=decision, proposal=sent, fingerprint=fingerprint, actor=actor))
         plan.timeline.append(timeline_entry(decision, proposal, actor, recorded_at, effective if recorded else None))
         prior[proposal.client_event_id] = StoredDecision(fingerprint=fingerprint, decision=decision)
         causations[proposal.client_event_id] = decision.status

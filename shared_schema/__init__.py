@@ -6,6 +6,7 @@ Pure code on msgspec alone: no clock, no I/O, no logging.
 from .decision import Actor, Arbitration, clamp_effective_time, decide
 from .messages import ChangesPage, DecisionBatch, EventBatch, EventDecision, TimelineEntry, WorkOrderPage
 from .envelope import (
+    LEGACY_SCHEMA_VERSION,
     SCHEMA_VERSION,
     TYPED_EVENTS,
     PayloadError,
@@ -34,6 +35,7 @@ __all__ = [
     "EVENT_TYPES",
     "FIELD_WORK_TYPES",
     "HUMAN_ROLES",
+    "LEGACY_SCHEMA_VERSION",
     "OPEN_STATES",
     "PRE_WORK_STATES",
     "REASON_SENTENCES",

@@ -10,11 +10,17 @@ import msgspec
 
 from .payloads import EVENT_PAYLOADS, NO_NUL, Identifier, Payload
 
-SCHEMA_VERSION = 1
+# Version of the event layout that this code reads and writes. Version 2
+# replaced the `checked` flag of `checklist_updated` with a `status`.
+SCHEMA_VERSION = 2
+# The version of an event that carries no `schema_version`: clients written
+# before the field existed sent version 1 layouts.
+LEGACY_SCHEMA_VERSION = 1
 
 AwareDatetime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 Version = Annotated[int, msgspec.Meta(ge=0)]
 CorrelationId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+SchemaVersion = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class ProposedEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -34,6 +40,7 @@ class ProposedEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     device_id: Identifier
     correlation_id: CorrelationId | None = None
     causation_id: uuid.UUID | None = None
+    schema_version: SchemaVersion = LEGACY_SCHEMA_VERSION
 
 
 class RecordedEvent(msgspec.Struct, kw_only=True):
@@ -66,6 +73,7 @@ class _TypedEnvelope(msgspec.Struct, tag_field="type", forbid_unknown_fields=Tru
     device_id: Identifier
     correlation_id: CorrelationId | None = None
     causation_id: uuid.UUID | None = None
+    schema_version: SchemaVersion = LEGACY_SCHEMA_VERSION
 
 
 def _typed_envelope(event_type: str, payload_type: type[Payload]) -> type[_TypedEnvelope]:
@@ -124,6 +132,11 @@ def content_fingerprint(event: ProposedEvent) -> bytes:
 
     Two proposals with the same `client_event_id` are the same event only when
     their fingerprints are equal. The correlation id is left out because it
-    traces a request, and a retry may carry a new one.
+    traces a request, and a retry may carry a new one. A `schema_version` of
+    1 is left out too, so an event stored before the field existed keeps the
+    fingerprint it was stored with.
     """
-    return msgspec.json.encode(msgspec.structs.replace(event, correlation_id=None), order="sorted")
+    fields = msgspec.structs.asdict(msgspec.structs.replace(event, correlation_id=None))
+    if event.schema_version == LEGACY_SCHEMA_VERSION:
+        del fields["schema_version"]
+    return msgspec.json.encode(fields, order="sorted")

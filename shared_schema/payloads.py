@@ -150,9 +150,17 @@ class AttachmentAdded(Payload):
     caption: LongText = ""
 
 
+class ChecklistItemStatus(str, enum.Enum):
+    """Outcome of one checklist item. Schema version 1 had only a `checked` flag, without `not_applicable`."""
+
+    DONE = "done"
+    NOT_DONE = "not_done"
+    NOT_APPLICABLE = "not_applicable"
+
+
 class ChecklistUpdated(Payload):
     item: NonEmptyText
-    checked: bool
+    status: ChecklistItemStatus
     note: LongText = ""
 
 

@@ -15,6 +15,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
+from shared_schema.protocol import SIGNAL_STATUS, SyncSignal
+
 from ..store.errors import InvalidValue, StoreError, StoreUnavailable
 
 log = structlog.get_logger("csdp.api")
@@ -94,6 +96,15 @@ class NotFound(ApiError):
 class PayloadTooLarge(ApiError):
     status_code = 413
     error = "payload_too_large"
+
+
+class SignalError(ApiError):
+    """A request-level signal from `shared_schema.protocol`, with its status and a `reason` in the body."""
+
+    def __init__(self, signal: SyncSignal, message: str, **extra: Any) -> None:
+        super().__init__(message, reason=signal.value, **extra)
+        self.status_code = SIGNAL_STATUS[signal]
+        self.error = signal.value
 
 
 class RateLimited(ApiError):

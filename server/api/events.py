@@ -9,10 +9,11 @@ import msgspec
 import structlog
 from litestar import Request, post
 
-from shared_schema import DecisionBatch, EventBatch, ProposedEvent
+from shared_schema import SCHEMA_VERSION, DecisionBatch, EventBatch, ProposedEvent
+from shared_schema.protocol import SIGNAL_SENTENCES, SyncSignal
 
 from .context import CurrentActor, settings_of, store_of
-from .errors import MISSING, Forbidden, InvalidField, MalformedRequest, PayloadTooLarge, value_at, validation_error
+from .errors import MISSING, Forbidden, SignalError, InvalidField, MalformedRequest, PayloadTooLarge, value_at, validation_error
 
 log = structlog.get_logger("csdp.ingest")
 _decode_batch = msgspec.json.Decoder(EventBatch).decode
@@ -98,6 +99,18 @@ def _too_deep() -> MalformedRequest:
 
 
 def _check_event(index: int, event: ProposedEvent) -> None:
+    if event.schema_version > SCHEMA_VERSION:
+        # A decision would be durable under this client_event_id, so the whole
+        # request is turned away unstored and the client can send it again later.
+        raise SignalError(
+            SyncSignal.UNSUPPORTED_SCHEMA_VERSION,
+            SIGNAL_SENTENCES[SyncSignal.UNSUPPORTED_SCHEMA_VERSION].format(
+                version=event.schema_version, supported=SCHEMA_VERSION
+            ),
+            field=f"$.events[{index}].schema_version",
+            value=event.schema_version,
+            supported=SCHEMA_VERSION,
+        )
     try:
         event.occurred_at.astimezone(dt.timezone.utc)
     except OverflowError:

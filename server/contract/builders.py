@@ -40,7 +40,7 @@ def valid_payload(event_type: str, engineer_id: str | None = ENGINEER_A) -> dict
         "parts_used": {"part_number": "FAN-120", "quantity": 1},
         "time_logged": {"minutes": 45},
         "attachment_added": {"sha256": ATTACHMENT_SHA256, "kind": "photo", "content_type": "image/jpeg", "size_bytes": 2048},
-        "checklist_updated": {"item": "guards refitted", "checked": True},
+        "checklist_updated": {"item": "guards refitted", "status": "done"},
         "signature_captured": {"signer_name": "R. Meyer", "sha256": ATTACHMENT_SHA256},
         "review_resolved": {
             "client_event_id": "5d2c3f0e-8b1a-4c47-9e0d-3a6f1b2c4d5e",

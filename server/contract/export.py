@@ -13,6 +13,8 @@ import msgspec
 
 from shared_schema import (
     EVENT_PAYLOADS,
+    LEGACY_SCHEMA_VERSION,
+    SCHEMA_VERSION,
     REASON_SENTENCES,
     REASON_STATUS,
     Actor,
@@ -30,6 +32,16 @@ from shared_schema import (
     WorkOrderPage,
     WorkOrderState,
     transition_table_json,
+)
+
+from shared_schema.protocol import (
+    PROTOCOL_HEADER,
+    PROTOCOL_VERSION,
+    SDK_HEADER,
+    SIGNAL_SENTENCES,
+    SIGNAL_STATUS,
+    SUPPORTED_PROTOCOL_VERSIONS,
+    SyncSignal,
 )
 
 from .vectors import (
@@ -85,6 +97,21 @@ def reason_table() -> list[dict[str, str]]:
     ]
 
 
+def protocol_document() -> dict[str, Any]:
+    """Describe the protocol and schema versions, their headers, and the request-level signals."""
+    return {
+        "protocol_version": PROTOCOL_VERSION,
+        "supported_protocol_versions": sorted(SUPPORTED_PROTOCOL_VERSIONS),
+        "schema_version": SCHEMA_VERSION,
+        "legacy_schema_version": LEGACY_SCHEMA_VERSION,
+        "headers": {"protocol_version": PROTOCOL_HEADER, "sdk_version": SDK_HEADER},
+        "signals": [
+            {"reason": signal.value, "http_status": SIGNAL_STATUS[signal], "sentence": SIGNAL_SENTENCES[signal]}
+            for signal in SyncSignal
+        ],
+    }
+
+
 def contract_files() -> dict[str, bytes]:
     """Build every contract file in memory, keyed by its path relative to the export folder."""
     files: dict[str, bytes] = {}
@@ -95,6 +122,7 @@ def contract_files() -> dict[str, bytes]:
     # The same bytes as `GET /v1/schema/transitions` and `csdp transitions`, plus the newline.
     files["transitions.json"] = transition_table_json() + b"\n"
     files["reasons.json"] = encode_document(reason_table())
+    files["protocol.json"] = encode_document(protocol_document())
     files["conformance/matrix.json"] = encode_vector_list(matrix_vectors())
     files["conformance/arbitration.json"] = encode_vector_list(arbitration_vectors())
     files["conformance/idempotency.json"] = encode_vector_list(idempotency_vectors())

@@ -17,6 +17,7 @@ import msgspec
 
 from shared_schema import (
     EVENT_TYPES,
+    SCHEMA_VERSION,
     TRANSITION_INDEX,
     Actor,
     DecisionStatus,
@@ -173,6 +174,7 @@ def _vector(
         base_version=base_version,
         device_id=DEVICE_ID,
         causation_id=causation.client_event_id if causation else None,
+        schema_version=SCHEMA_VERSION,
     )
     causation_pair = (causation.status, str(causation.client_event_id)) if causation else None
     outcome = decide(state, event, actor, DECIDED_AT, causation_pair, review)
@@ -352,6 +354,7 @@ def idempotency_vectors() -> list[IdempotencyVector]:
         base_version=4,
         device_id=DEVICE_ID,
         correlation_id="request-1",
+        schema_version=SCHEMA_VERSION,
     )
     replace = msgspec.structs.replace
     seconds: list[tuple[str, ProposedEvent]] = [

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncpg
 import msgspec
 
-from shared_schema import RecordedEvent
 
+from ..upcasting import decode_recorded_event
 from ..store.postgres import PostgresStore
 from .rows import PROJECTOR_NAME, HistoryRow, HistoryWindow, ProjectorLag, history_rows
 
-_decode_event = msgspec.json.Decoder(RecordedEvent).decode
+_decode_event = decode_recorded_event
 
 HISTORY_COLUMNS = (
     "work_order_id, global_position, stream_version, type, effective_time, engineer_id, asset_id, contract_id, fixed,"

@@ -10,14 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
-import msgspec
-
-from shared_schema import RecordedEvent
-
+from ..upcasting import decode_recorded_event
 from ..store.sqlite import SQLiteStore
 from .rows import PROJECTOR_NAME, HistoryRow, HistoryWindow, ProjectorLag, format_instant, history_rows, parse_instant
 
-_decode_event = msgspec.json.Decoder(RecordedEvent).decode
+_decode_event = decode_recorded_event
 
 HISTORY_COLUMNS = (
     "work_order_id, global_position, stream_version, type, effective_time, engineer_id, asset_id, contract_id, fixed,"
@@ -35,7 +32,6 @@ _WINDOW_SQL = (
     ") ORDER BY global_position"
 )
 
-
 def sqlite_row(row: HistoryRow) -> tuple[object, ...]:
     fixed = None if row.fixed is None else int(row.fixed)
     return (
@@ -51,7 +47,6 @@ def sqlite_row(row: HistoryRow) -> tuple[object, ...]:
         row.priority,
         row.hold_reason,
     )
-
 
 def history_row_of(values: tuple[object, ...]) -> HistoryRow:
     order, position, version, kind, time, engineer, asset, contract, fixed, priority, hold_reason = values
@@ -69,10 +64,8 @@ def history_row_of(values: tuple[object, ...]) -> HistoryRow:
         hold_reason=hold_reason,  # type: ignore[arg-type]
     )
 
-
 def insert_history_sql(table: str) -> str:
     return f"INSERT INTO {table} ({HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-
 
 def write_checkpoint(db: sqlite3.Connection, position: int) -> None:
     db.execute(
@@ -81,11 +74,9 @@ def write_checkpoint(db: sqlite3.Connection, position: int) -> None:
         (PROJECTOR_NAME, position, format_instant(dt.datetime.now(dt.timezone.utc))),
     )
 
-
 def read_checkpoint(db: sqlite3.Connection) -> int:
     row = db.execute("SELECT position FROM projector_checkpoints WHERE name = ?", (PROJECTOR_NAME,)).fetchone()
     return int(row[0]) if row else 0
-
 
 class SQLiteKpiHistory:
     def __init__(self, store: SQLiteStore) -> None:

@@ -17,13 +17,14 @@ from shared_schema import (
     WorkOrderState,
 )
 
+from ..upcasting import decode_recorded_event
 from ..kpi_projection.rows import HistoryRow, history_row
 from .fold import ReplayError, apply_recorded_event, event_audience, timeline_entry
 from .names import EVENT_AUDIENCE, KPI_ORDER_HISTORY, WORK_ORDER_TIMELINE
 
 _decode_proposal = msgspec.json.Decoder(ProposedEvent).decode
 _decode_decision = msgspec.json.Decoder(EventDecision).decode
-_decode_event = msgspec.json.Decoder(RecordedEvent).decode
+_decode_event = decode_recorded_event
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,13 +30,13 @@ from shared_schema import (
     DecisionStatus,
     EventDecision,
     ProposedEvent,
-    RecordedEvent,
     TimelineEntry,
     WorkOrderState,
 )
 
+from ..upcasting import decode_recorded_event
 from ..ingest import StoredDecision, causation_ids, plan_batch, renumber_positions, review_keys
-from .errors import InvalidValue, SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
+from .errors import CursorAhead, InvalidValue, SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
 from .audit import AuditPage, AuditQuery, DeniedRequest, audit_page, audit_select, audit_where
 from .migrations import latest_version, postgres_migrations
 from .pages import changes_page, work_order_filters, work_order_page
@@ -48,7 +48,7 @@ T = TypeVar("T")
 _encode_text = msgspec.json.Encoder().encode
 _decode_decision = msgspec.json.Decoder(EventDecision).decode
 _decode_state = msgspec.json.Decoder(WorkOrderState).decode
-_decode_event = msgspec.json.Decoder(RecordedEvent).decode
+_decode_event = decode_recorded_event
 _decode_timeline = msgspec.json.Decoder(TimelineEntry).decode
 
 # Connection-level failures: the database is down, restarting, or dropped the connection.
@@ -418,6 +418,11 @@ class PostgresStore:
                         position,
                         limit + 1,
                     )
+                if not rows and position > 0:
+                    # Only an empty page can hide a cursor from another store, so the head is read only then.
+                    head = await db.fetchval("SELECT coalesce(max(global_position), 0) FROM events")
+                    if position > head:
+                        raise CursorAhead(position, head)
                 events = [(row[0], _decode_event(row[1])) for row in rows]
                 states = await self._load_states(db, sorted({event.work_order_id for _, event in events}))
             return changes_page(events, states, position=position, limit=limit, engineer_id=engineer_id)

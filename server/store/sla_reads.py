@@ -15,8 +15,9 @@ from shared_schema import OPEN_STATES, RecordedEvent, WorkOrderState
 
 from .postgres import PostgresStore
 from .sqlite import SQLiteStore
+from ..upcasting import decode_recorded_event
 
-_decode_event = msgspec.json.Decoder(RecordedEvent).decode
+_decode_event = decode_recorded_event
 _decode_state = msgspec.json.Decoder(WorkOrderState).decode
 _OPEN_STATUSES = [status.value for status in OPEN_STATES]
 
