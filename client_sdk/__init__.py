@@ -1,15 +1,29 @@
 """Client SDK: a durable offline outbox and local read model that sync with the server."""
 
+from .background import SyncLoop
 from .client import SyncClient, SyncReport, engineer_actor
-from .errors import RequestRejected, ServerUnreachable, SyncError
-from .store import OutboxEntry
+from .errors import RequestRejected, ResetRequired, ServerUnreachable, SyncError, UpgradeRequired
+from .status import Activity, EventState, Rollback, SyncStatus
+from .store import LocalRejection, OutboxEntry
+from .version import SDK_VERSION
+
+__version__ = SDK_VERSION
 
 __all__ = [
+    "Activity",
+    "EventState",
+    "LocalRejection",
     "OutboxEntry",
     "RequestRejected",
+    "ResetRequired",
+    "Rollback",
+    "SDK_VERSION",
     "ServerUnreachable",
     "SyncClient",
     "SyncError",
+    "SyncLoop",
     "SyncReport",
+    "SyncStatus",
+    "UpgradeRequired",
     "engineer_actor",
 ]

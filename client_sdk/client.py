@@ -15,6 +15,7 @@ import httpx
 import msgspec
 
 from shared_schema import (
+    SCHEMA_VERSION,
     Actor,
     DecisionStatus,
     EventBatch,
@@ -25,9 +26,13 @@ from shared_schema import (
     WorkOrderState,
     decide,
 )
+from shared_schema.protocol import SyncSignal
 
-from .errors import SyncError
-from .store import LocalStore, OutboxEntry
+from . import testpoints, version
+from .errors import RequestRejected, ResetRequired, ServerUnreachable, SyncError, UpgradeRequired
+from .locking import FileSyncLock
+from .status import Activity, EventState, Rollback, SyncStatus
+from .store import REJECTED_LOCALLY, LocalRejection, LocalStore, OutboxEntry
 from .transport import TokenProvider, Transport
 
 log = logging.getLogger("client_sdk")
@@ -35,6 +40,18 @@ log = logging.getLogger("client_sdk")
 _decode_proposal = msgspec.json.Decoder(ProposedEvent).decode
 
 DecisionListener = Callable[[OutboxEntry], None]
+RollbackListener = Callable[[Rollback], None]
+StatusListener = Callable[[SyncStatus], None]
+RecordListener = Callable[[OutboxEntry], None]
+
+_UPGRADE_SIGNALS = (SyncSignal.UNSUPPORTED_PROTOCOL_VERSION.value, SyncSignal.UNSUPPORTED_SCHEMA_VERSION.value)
+
+_EVENT_STATES = {
+    "PENDING": EventState.PENDING,
+    DecisionStatus.REJECTED.value: EventState.REJECTED,
+    DecisionStatus.NEEDS_REVIEW.value: EventState.NEEDS_REVIEW,
+    REJECTED_LOCALLY: EventState.REJECTED_LOCALLY,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,14 +64,20 @@ class SyncReport:
     needs_review: int
     pulled: int
     replays: int
+    # Events the server refused with 403, marked rejected on the device.
+    rejected_locally: int = 0
+    # True when the server asked for a reset and the device pulled again from cursor 0.
+    reset: bool = False
 
 
 class SyncClient:
     """A device's view of the work-order log, usable offline.
 
     The local state of an order is the last state confirmed by the server
-    with this device's pending events replayed on top through the shared
-    `decide` function, so the app shows its own work at once.
+    with this device's unconfirmed events replayed on top through the shared
+    `decide` function, so the app shows its own work at once. The view is
+    rebuilt after every push and pull, and whenever another connection has
+    written to the file.
     """
 
     def __init__(
@@ -72,11 +95,14 @@ class SyncClient:
         initial_backoff: float = 0.2,
         max_backoff: float = 30.0,
         sleep: Callable[[float], None] | None = None,
+        lock_timeout: float = 60.0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be 1 or more, got {batch_size}")
         if pull_page_size < 1:
             raise ValueError(f"pull_page_size must be 1 or more, got {pull_page_size}")
+        if lock_timeout <= 0:
+            raise ValueError(f"lock_timeout must be more than 0 seconds, got {lock_timeout}")
         provider = (lambda: token_provider) if isinstance(token_provider, str) else token_provider
         self.device_id = device_id
         self.actor = actor
@@ -94,9 +120,18 @@ class SyncClient:
         # The transport checks base_url and the retry options before the file is opened.
         self.transport = Transport(base_url, provider, **transport_options)
         self.store = LocalStore(path)
-        self._listeners: list[DecisionListener] = []
-        # One push or pull at a time per client. record() does not take this lock.
+        self._decision_listeners: list[DecisionListener] = []
+        self._rollback_listeners: list[RollbackListener] = []
+        self._status_listeners: list[StatusListener] = []
+        self._record_listeners: list[RecordListener] = []
+        # One push or pull at a time per client, and per file across processes.
+        # record() takes neither lock.
         self._sync_lock = threading.Lock()
+        self._file_lock = FileSyncLock(self.store.path, timeout=lock_timeout)
+        self._activity = Activity.IDLE
+        self._view_lock = threading.Lock()
+        self._view: dict[str, WorkOrderState] | None = None
+        self._view_key: tuple[int, int] | None = None
 
     def __enter__(self) -> SyncClient:
         return self
@@ -108,9 +143,23 @@ class SyncClient:
         self.transport.close()
         self.store.close()
 
+    # -- listeners ---------------------------------------------------------
+
     def add_listener(self, listener: DecisionListener) -> None:
         """Call `listener` with each outbox entry whose decision arrives."""
-        self._listeners.append(listener)
+        self._decision_listeners.append(listener)
+
+    def on_rollback(self, listener: RollbackListener) -> None:
+        """Call `listener` for each event the server rejected or held for review, after the sync that learned it."""
+        self._rollback_listeners.append(listener)
+
+    def on_status(self, listener: StatusListener) -> None:
+        """Call `listener` with a new SyncStatus when a sync starts or ends and when an event is recorded."""
+        self._status_listeners.append(listener)
+
+    def on_record(self, listener: RecordListener) -> None:
+        """Call `listener` with each entry right after it is stored, for example to wake a background sync."""
+        self._record_listeners.append(listener)
 
     # -- recording ---------------------------------------------------------
 
@@ -144,6 +193,7 @@ class SyncClient:
             device_id=self.device_id,
             correlation_id=correlation_id,
             causation_id=causation_id,
+            schema_version=SCHEMA_VERSION,
         )
         # Constructing a Struct checks no constraints. An envelope stored without
         # this check would fail every later read of the outbox and every push.
@@ -151,34 +201,46 @@ class SyncClient:
             event = _decode_proposal(msgspec.json.encode(draft))
         except msgspec.ValidationError as exc:
             raise ValueError(f"invalid event {event_type!r} for work order {work_order_id!r}: {exc}") from exc
-        return self.store.append(event)
+        entry = self.store.append(event)
+        self._notify(self._record_listeners, entry, "record")
+        self._publish_status()
+        return entry
 
     # -- local state -------------------------------------------------------
 
     def work_order(self, work_order_id: str) -> WorkOrderState | None:
-        return self._local_states(only=work_order_id).get(work_order_id)
+        return self._local_view().get(work_order_id)
 
     def work_orders(self) -> dict[str, WorkOrderState]:
         """Return the local state of every order on this device, confirmed or created offline."""
-        return self._local_states()
+        return dict(self._local_view())
 
     def my_work_orders(self) -> dict[str, WorkOrderState]:
         """Local state of the orders assigned to this device's engineer."""
         engineer_id = self.actor.engineer_id
-        return {key: state for key, state in self._local_states().items() if state.engineer_id == engineer_id}
+        return {key: state for key, state in self._local_view().items() if state.engineer_id == engineer_id}
 
     def confirmed_work_orders(self) -> dict[str, WorkOrderState]:
         return self.store.all_confirmed()
 
-    def _local_states(self, only: str | None = None) -> dict[str, WorkOrderState]:
-        if only is None:
-            states = self.store.all_confirmed()
-        else:
-            confirmed = self.store.confirmed(only)
-            states = {only: confirmed} if confirmed else {}
+    def _local_view(self) -> dict[str, WorkOrderState]:
+        # data_version changes when another connection commits and write_count when this one does.
+        key = (self.store.data_version(), self.store.write_count)
+        with self._view_lock:
+            if self._view is None or self._view_key != key:
+                self._view = self._build_view()
+                self._view_key = key
+            return self._view
+
+    def _rebuild_view(self) -> None:
+        with self._view_lock:
+            self._view = None
+
+    def _build_view(self) -> dict[str, WorkOrderState]:
+        states = self.store.all_confirmed()
         # Pending events, and accepted ones that no pull has confirmed yet (after
         # push() alone, or a sync whose pull failed), so the view never steps back.
-        for entry in self.store.unconfirmed(only):
+        for entry in self.store.unconfirmed():
             event = entry.event
             # Optimistic view: apply the event as the server would if nothing
             # else had happened, and skip one the server would reject.
@@ -200,12 +262,52 @@ class SyncClient:
         return self.store.entries()
 
     def not_applied(self) -> list[OutboxEntry]:
-        """Events the server rejected or sent to review, with their reasons."""
+        """Events the server rejected or sent to review, and events rejected locally after a 403, with their reasons."""
         return [
             entry
             for entry in self.store.entries()
-            if entry.decision is not None and entry.decision.status is not DecisionStatus.ACCEPTED
+            if entry.status == REJECTED_LOCALLY
+            or (entry.decision is not None and entry.decision.status is not DecisionStatus.ACCEPTED)
         ]
+
+    def event_state(self, client_event_id: uuid.UUID) -> EventState | None:
+        """Return where one recorded event stands, or None for an id this device did not record."""
+        entry = self.store.entry(client_event_id)
+        return self._event_state(entry) if entry else None
+
+    def event_states(self) -> dict[uuid.UUID, EventState]:
+        """Return the state of every recorded event, by client_event_id."""
+        confirmed = self.store.all_confirmed()
+        return {entry.event.client_event_id: self._event_state(entry, confirmed) for entry in self.store.entries()}
+
+    def _event_state(self, entry: OutboxEntry, confirmed: dict[str, WorkOrderState] | None = None) -> EventState:
+        known = _EVENT_STATES.get(entry.status)
+        if known is not None:
+            return known
+        if confirmed is None:
+            state = self.store.confirmed(entry.event.work_order_id)
+        else:
+            state = confirmed.get(entry.event.work_order_id)
+        stream_version = entry.decision.stream_version if entry.decision else None
+        if state is not None and stream_version is not None and state.version >= stream_version:
+            return EventState.CONFIRMED
+        return EventState.ACCEPTED
+
+    def status(self) -> SyncStatus:
+        counts = self.store.status_counts()
+        blocked = self.store.get_meta("blocked_reason") or None
+        activity = self._activity
+        if blocked and not self._block_lifted():
+            activity = Activity.BLOCKED
+        return SyncStatus(
+            activity=activity,
+            pending_count=counts.get("PENDING", 0),
+            rejected_count=counts.get(DecisionStatus.REJECTED.value, 0) + counts.get(REJECTED_LOCALLY, 0),
+            needs_review_count=counts.get(DecisionStatus.NEEDS_REVIEW.value, 0),
+            last_error=self.last_error,
+            last_successful_sync=self.last_successful_sync,
+            blocked_reason=blocked if activity is Activity.BLOCKED else None,
+        )
 
     @property
     def cursor(self) -> str:
@@ -220,21 +322,48 @@ class SyncClient:
     def last_successful_sync(self) -> str | None:
         return self.store.get_meta("last_successful_sync")
 
+    def retry_blocked(self) -> None:
+        """Allow sync again after an UpgradeRequired, for example once the server itself was updated."""
+        self.store.set_meta("blocked_reason", "")
+        self.store.set_meta("blocked_sdk_version", "")
+        self._publish_status()
+
+    def _block_lifted(self) -> bool:
+        """Return True when the app now runs another SDK version than the one the server turned away."""
+        return self.store.get_meta("blocked_sdk_version") != version.SDK_VERSION
+
     # -- sync --------------------------------------------------------------
 
     def sync(self) -> SyncReport:
-        """Push every pending event, then pull changes; raise SyncError when the server stays unreachable."""
+        """Push every pending event, then pull changes.
+
+        Raises ServerUnreachable when the server stays unreachable,
+        UpgradeRequired when the server needs a newer app, and SyncError for
+        other failures. Recorded events stay in the outbox in every case.
+        """
         correlation_id = f"sync-{self.device_id}-{uuid.uuid4()}"
-        with self._sync_lock:
+        rollbacks: list[OutboxEntry] = []
+        with self._sync_lock, self._file_lock:
+            self._start(correlation_id)
+            reset = False
             try:
-                decisions = self._push_all(correlation_id)
-                pulled = self._pull_all(correlation_id)
+                decisions, rejected_locally = self._push_all(correlation_id, rollbacks)
+                try:
+                    pulled = self._pull_all(correlation_id)
+                except ResetRequired as signal:
+                    self._reset(signal, correlation_id)
+                    reset = True
+                    more, more_rejected = self._push_all(correlation_id, rollbacks)
+                    decisions += more
+                    rejected_locally += more_rejected
+                    pulled = self._pull_all(correlation_id)
             except Exception as exc:
-                self.store.set_meta("last_error", f"{type(exc).__name__}: {exc}")
-                log.warning("sync failed (correlation_id=%s): %s", correlation_id, exc)
+                self._fail(exc, correlation_id)
                 raise
-            self.store.set_meta("last_successful_sync", dt.datetime.now(dt.timezone.utc).isoformat())
-            self.store.set_meta("last_error", "")
+            finally:
+                self._rebuild_view()
+                self._deliver_rollbacks(rollbacks)
+            self._succeed(correlation_id)
         counts = {status: sum(d.status is status for d in decisions) for status in DecisionStatus}
         return SyncReport(
             pushed=len(decisions),
@@ -243,40 +372,143 @@ class SyncClient:
             needs_review=counts[DecisionStatus.NEEDS_REVIEW],
             pulled=pulled,
             replays=sum(d.replay for d in decisions),
+            rejected_locally=rejected_locally,
+            reset=reset,
         )
 
     def push(self) -> list[EventDecision]:
-        with self._sync_lock:
-            return self._push_all(f"push-{self.device_id}-{uuid.uuid4()}")
+        correlation_id = f"push-{self.device_id}-{uuid.uuid4()}"
+        rollbacks: list[OutboxEntry] = []
+        with self._sync_lock, self._file_lock:
+            self._check_not_blocked()
+            try:
+                decisions, _ = self._push_all(correlation_id, rollbacks)
+            finally:
+                self._rebuild_view()
+                self._deliver_rollbacks(rollbacks)
+            return decisions
 
     def pull(self) -> int:
-        with self._sync_lock:
-            return self._pull_all(f"pull-{self.device_id}-{uuid.uuid4()}")
+        """Pull changes; after a reset signal, drop the confirmed states and pull again from cursor 0."""
+        correlation_id = f"pull-{self.device_id}-{uuid.uuid4()}"
+        with self._sync_lock, self._file_lock:
+            self._check_not_blocked()
+            try:
+                return self._pull_all(correlation_id)
+            except ResetRequired as signal:
+                self._reset(signal, correlation_id)
+                return self._pull_all(correlation_id)
+            finally:
+                self._rebuild_view()
 
-    def _push_all(self, correlation_id: str) -> list[EventDecision]:
+    def _start(self, correlation_id: str) -> None:
+        self._check_not_blocked()
+        self._activity = Activity.SYNCING
+        log.info("sync started (device_id=%s, correlation_id=%s)", self.device_id, correlation_id)
+        self._publish_status()
+
+    def _succeed(self, correlation_id: str) -> None:
+        self.store.set_meta("last_successful_sync", dt.datetime.now(dt.timezone.utc).isoformat())
+        self.store.set_meta("last_error", "")
+        self._activity = Activity.IDLE
+        log.info("sync finished (device_id=%s, correlation_id=%s)", self.device_id, correlation_id)
+        self._publish_status()
+
+    def _fail(self, exc: Exception, correlation_id: str) -> None:
+        self.store.set_meta("last_error", f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, ServerUnreachable):
+            self._activity = Activity.OFFLINE
+        elif isinstance(exc, UpgradeRequired):
+            self._activity = Activity.BLOCKED
+        else:
+            self._activity = Activity.FAILED
+        log.warning("sync failed (device_id=%s, correlation_id=%s): %s", self.device_id, correlation_id, exc)
+        self._publish_status()
+
+    def _check_not_blocked(self) -> None:
+        reason = self.store.get_meta("blocked_reason")
+        if not reason:
+            return
+        if self._block_lifted():
+            log.info("sync unblocked: the SDK version changed to %s", version.SDK_VERSION)
+            self.store.set_meta("blocked_reason", "")
+            return
+        raise UpgradeRequired(reason)
+
+    def _block(self, exc: RequestRejected, correlation_id: str) -> UpgradeRequired:
+        self.store.set_meta("blocked_reason", exc.message)
+        self.store.set_meta("blocked_sdk_version", version.SDK_VERSION)
+        log.warning(
+            "sync blocked until the app is updated (device_id=%s, correlation_id=%s, reason=%s): %s",
+            self.device_id,
+            correlation_id,
+            exc.reason,
+            exc.message,
+        )
+        return UpgradeRequired(exc.message)
+
+    def _push_all(self, correlation_id: str, rollbacks: list[OutboxEntry]) -> tuple[list[EventDecision], int]:
         decisions: list[EventDecision] = []
+        rejected_locally = 0
         while True:
             # Only events pending when the batch is read are sent; one recorded
             # during the request stays pending for the next batch.
             batch = self.store.pending(limit=self.batch_size)
             if not batch:
-                return decisions
-            response = self.transport.push(EventBatch(events=[entry.event for entry in batch]), correlation_id)
+                return decisions, rejected_locally
+            testpoints.reach(testpoints.BEFORE_SEND)
+            try:
+                response = self.transport.push(EventBatch(events=[entry.event for entry in batch]), correlation_id)
+            except RequestRejected as exc:
+                if exc.reason in _UPGRADE_SIGNALS or exc.status_code == 426:
+                    raise self._block(exc, correlation_id) from exc
+                if exc.status_code != 403:
+                    raise
+                rejected = self._reject_locally(batch, exc, correlation_id)
+                rollbacks.extend(rejected)
+                rejected_locally += len(rejected)
+                continue
+            testpoints.reach(testpoints.AFTER_SEND)
             sent = {entry.event.client_event_id for entry in batch}
             decided = [decision for decision in response.decisions if decision.client_event_id in sent]
             if len(decided) != len(batch):
                 raise SyncError(
                     f"the server response has {len(decided)} decisions for a batch of {len(batch)} events"
                 )
-            self._store_decisions(decided)
+            changed = self._store_decisions(decided)
+            rollbacks.extend(entry for entry in changed if entry.decision and entry.decision.status is not DecisionStatus.ACCEPTED)
             decisions.extend(decided)
+            testpoints.reach(testpoints.AFTER_STORE)
+
+    def _reject_locally(self, batch: list[OutboxEntry], exc: RequestRejected, correlation_id: str) -> list[OutboxEntry]:
+        rejection = LocalRejection(reason=exc.reason or "forbidden", message=exc.message, http_status=exc.status_code)
+        changed = self.store.reject_locally([entry.event.client_event_id for entry in batch], rejection)
+        log.warning(
+            "server refused a push with HTTP 403, marked %d events rejected (device_id=%s, correlation_id=%s, reason=%s)",
+            len(changed),
+            self.device_id,
+            correlation_id,
+            rejection.reason,
+        )
+        self._notify(self._decision_listeners, changed, "decision")
+        return changed
 
     def _pull_all(self, correlation_id: str) -> int:
         pulled = 0
         while True:
-            page = self.transport.pull(self.cursor, self.pull_page_size, correlation_id)
-            # An accepted event of this device seen in the feed settles its outbox
-            # entry, for example when the push response was lost.
+            try:
+                page = self.transport.pull(self.cursor, self.pull_page_size, correlation_id)
+            except RequestRejected as exc:
+                if exc.reason == SyncSignal.RESET_REQUIRED.value:
+                    head = exc.body.get("head") if isinstance(exc.body, dict) else None
+                    raise ResetRequired(exc.message, int(head) if str(head).isdigit() else 0) from exc
+                if exc.reason in _UPGRADE_SIGNALS or exc.status_code == 426:
+                    raise self._block(exc, correlation_id) from exc
+                raise
+            # This device's accepted events, found in the feed by client_event_id,
+            # settle their outbox entries, for example when the push response was lost.
+            waiting = self.store.pending_ids([event.client_event_id for event in page.events])
+            states = {state.work_order_id: state for state in page.work_orders}
             own = [
                 EventDecision(
                     client_event_id=event.client_event_id,
@@ -284,7 +516,7 @@ class SyncClient:
                     status=DecisionStatus.ACCEPTED,
                     reason_code=ReasonCode.APPLIED,
                     message="The event was found accepted in the change feed.",
-                    work_order_status=None,
+                    work_order_status=states[event.work_order_id].status if event.work_order_id in states else None,
                     work_order_version=event.stream_version,
                     decided_at=event.recorded_at,
                     event_id=event.event_id,
@@ -292,7 +524,7 @@ class SyncClient:
                     global_position=event.global_position,
                 )
                 for event in page.events
-                if event.device_id == self.device_id
+                if event.client_event_id in waiting
             ]
             if own:
                 self._store_decisions(own)
@@ -301,13 +533,63 @@ class SyncClient:
             if not page.has_more:
                 return pulled
 
-    def _store_decisions(self, decisions: list[EventDecision]) -> None:
-        for entry in self.store.store_decisions(decisions):
-            for listener in self._listeners:
+    def _reset(self, signal: ResetRequired, correlation_id: str) -> None:
+        requeued = self.store.reset_read_model(signal.head)
+        log.warning(
+            "server asked for a reset; dropped the confirmed states, pulling from cursor 0 and sending %d lost"
+            " accepted events again (device_id=%s, correlation_id=%s, server_head=%d)",
+            requeued,
+            self.device_id,
+            correlation_id,
+            signal.head,
+        )
+
+    def _store_decisions(self, decisions: list[EventDecision]) -> list[OutboxEntry]:
+        changed = self.store.store_decisions(decisions)
+        self._notify(self._decision_listeners, changed, "decision")
+        return changed
+
+    def _deliver_rollbacks(self, entries: list[OutboxEntry]) -> None:
+        rollbacks = [self._rollback(entry) for entry in entries]
+        self._notify(self._rollback_listeners, rollbacks, "rollback")
+
+    def _rollback(self, entry: OutboxEntry) -> Rollback:
+        event = entry.event
+        if entry.decision is not None:
+            reason_code = entry.decision.reason_code.value
+            message = entry.decision.message
+            server_status = entry.decision.work_order_status
+            server_version: int | None = entry.decision.work_order_version
+        else:
+            rejection = entry.local_rejection
+            reason_code = rejection.reason if rejection else "forbidden"
+            message = rejection.message if rejection else ""
+            server_status = None
+            server_version = None
+        return Rollback(
+            client_event_id=event.client_event_id,
+            work_order_id=event.work_order_id,
+            event_type=event.type,
+            reason_code=reason_code,
+            message=message,
+            server_status=server_status,
+            server_version=server_version,
+            server_state=self.store.confirmed(event.work_order_id),
+        )
+
+    def _publish_status(self) -> None:
+        if self._status_listeners:
+            self._notify(self._status_listeners, [self.status()], "status")
+
+    def _notify(self, listeners: list[Callable[[Any], None]], items: Any, kind: str) -> None:
+        if not listeners:
+            return
+        for item in items if isinstance(items, list) else [items]:
+            for listener in listeners:
                 try:
-                    listener(entry)
+                    listener(item)
                 except Exception:  # noqa: BLE001 - a failing app callback must not stop the sync
-                    log.exception("decision listener failed for client_event_id=%s", entry.event.client_event_id)
+                    log.exception("%s listener failed (device_id=%s)", kind, self.device_id)
 
 
 def engineer_actor(engineer_id: str, subject: str | None = None) -> Actor:

@@ -18,3 +18,36 @@ class RequestRejected(SyncError):
         super().__init__(f"the server rejected the request with HTTP {status_code}: {body}")
         self.status_code = status_code
         self.body = body
+
+    @property
+    def reason(self) -> str | None:
+        """The `reason`, or else the `error`, of a JSON error body; None for any other body."""
+        if not isinstance(self.body, dict):
+            return None
+        value = self.body.get("reason") or self.body.get("error")
+        return value if isinstance(value, str) else None
+
+    @property
+    def message(self) -> str:
+        if isinstance(self.body, dict) and isinstance(self.body.get("message"), str):
+            return self.body["message"]
+        return str(self.body)
+
+
+class UpgradeRequired(SyncError):
+    """The server does not support this SDK's protocol or event schema version.
+
+    The outbox is kept as it is, and the client sends nothing until the app
+    is updated to another SDK version or `SyncClient.retry_blocked()` is called.
+    """
+
+
+class ResetRequired(SyncError):
+    """The server cannot continue from the device's cursor (409 `reset_required`), for example after a restore.
+
+    `head` is the server's last global position.
+    """
+
+    def __init__(self, message: str, head: int) -> None:
+        super().__init__(message)
+        self.head = head

@@ -1,8 +1,10 @@
 """The device's local SQLite file: outbox of proposed events, confirmed states, sync cursor.
 
-Every write is one transaction committed before the call returns, with
-`synchronous=FULL`, so an event the app has recorded survives the process
-being killed at any point.
+Every write is one `BEGIN IMMEDIATE` transaction committed before the call
+returns, with `synchronous=FULL`, so an event the app has recorded survives
+the process being killed at any point. The file is in WAL mode with a busy
+timeout, so an app thread, a sync thread and another process can share it.
+The layout is versioned by the numbered migrations in `migrations.py`.
 """
 
 from __future__ import annotations
@@ -20,11 +22,29 @@ import sqlite_utils
 
 from shared_schema import DecisionStatus, EventDecision, ProposedEvent, WorkOrderState
 
+from .migrations import migrate
+
 PENDING = "PENDING"
+# Status of an event that the device marked rejected itself, because the server
+# refused the whole request that carried it (403). The reason is in `local_rejection`.
+REJECTED_LOCALLY = "REJECTED_LOCALLY"
 
 _decode_proposal = msgspec.json.Decoder(ProposedEvent).decode
 _decode_state = msgspec.json.Decoder(WorkOrderState).decode
 _decode_decision = msgspec.json.Decoder(EventDecision).decode
+
+
+class LocalRejection(msgspec.Struct, kw_only=True):
+    """Why the device marked an event rejected without a decision: the error `reason` and `message` of a 403."""
+
+    reason: str
+    message: str
+    http_status: int
+
+
+_decode_rejection = msgspec.json.Decoder(LocalRejection).decode
+
+_ENTRY_COLUMNS = "sequence, event, status, decision, local_rejection"
 
 
 class OutboxEntry(msgspec.Struct, kw_only=True):
@@ -34,6 +54,7 @@ class OutboxEntry(msgspec.Struct, kw_only=True):
     event: ProposedEvent
     status: str
     decision: EventDecision | None = None
+    local_rejection: LocalRejection | None = None
 
     @property
     def pending(self) -> bool:
@@ -43,39 +64,40 @@ class OutboxEntry(msgspec.Struct, kw_only=True):
 class LocalStore:
     """Thread-safe access to the device's SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        # Autocommit mode: every transaction below starts with an explicit
+        # BEGIN IMMEDIATE, which takes the write lock up front. A deferred
+        # transaction that upgrades to a write can fail with SQLITE_BUSY at once
+        # in WAL mode, without waiting for the busy timeout.
+        connection = sqlite3.connect(self.path, timeout=busy_timeout, check_same_thread=False, isolation_level=None)
         self.db = sqlite_utils.Database(connection)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        self._connection = connection
         self._lock = threading.RLock()
-        self._create_tables()
-
-    def _create_tables(self) -> None:
-        with self.transaction():
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS outbox ("
-                " sequence INTEGER PRIMARY KEY AUTOINCREMENT,"
-                " client_event_id TEXT NOT NULL UNIQUE,"
-                " work_order_id TEXT NOT NULL,"
-                " status TEXT NOT NULL,"
-                " event TEXT NOT NULL,"
-                " decision TEXT,"
-                " recorded_at TEXT NOT NULL)"
-            )
-            self.db.execute("CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status, sequence)")
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS confirmed_work_orders ("
-                " work_order_id TEXT PRIMARY KEY, version INTEGER NOT NULL, state TEXT NOT NULL)"
-            )
-            self.db.execute("CREATE TABLE IF NOT EXISTS sync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        # Commits through this object; PRAGMA data_version counts those of other connections.
+        self.write_count = 0
+        with self._lock:
+            self.layout_version_found = migrate(connection)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        with self._lock, self.db.atomic():
-            yield self.db
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+            self.write_count += 1
+
+    def data_version(self) -> int:
+        """Return a number that changes when another connection commits to the file."""
+        with self._lock:
+            return self._connection.execute("PRAGMA data_version").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:
@@ -98,7 +120,7 @@ class LocalStore:
             return OutboxEntry(sequence=cursor.lastrowid, event=event, status=PENDING)
 
     def pending(self, limit: int | None = None) -> list[OutboxEntry]:
-        sql = "SELECT sequence, event, status, decision FROM outbox WHERE status = ? ORDER BY sequence"
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE status = ? ORDER BY sequence"
         params: list[object] = [PENDING]
         if limit is not None:
             sql += " LIMIT ?"
@@ -114,7 +136,7 @@ class LocalStore:
         at or after the entry's `stream_version`.
         """
         sql = (
-            "SELECT o.sequence, o.event, o.status, o.decision FROM outbox o"
+            "SELECT o.sequence, o.event, o.status, o.decision, o.local_rejection FROM outbox o"
             " LEFT JOIN confirmed_work_orders c ON c.work_order_id = o.work_order_id"
             " WHERE (o.status = ? OR (o.status = ?"
             " AND json_extract(o.decision, '$.stream_version') > coalesce(c.version, 0)))"
@@ -130,15 +152,32 @@ class LocalStore:
 
     def entries(self) -> list[OutboxEntry]:
         with self._lock:
-            rows = self.db.execute("SELECT sequence, event, status, decision FROM outbox ORDER BY sequence").fetchall()
+            rows = self.db.execute(f"SELECT {_ENTRY_COLUMNS} FROM outbox ORDER BY sequence").fetchall()
         return [self._entry(row) for row in rows]
 
     def entry(self, client_event_id: uuid.UUID) -> OutboxEntry | None:
         with self._lock:
             row = self.db.execute(
-                "SELECT sequence, event, status, decision FROM outbox WHERE client_event_id = ?", [str(client_event_id)]
+                f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE client_event_id = ?", [str(client_event_id)]
             ).fetchone()
         return self._entry(row) if row else None
+
+    def pending_ids(self, client_event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Return the ids among `client_event_ids` that name pending entries of this outbox."""
+        if not client_event_ids:
+            return set()
+        found: set[uuid.UUID] = set()
+        # Chunks stay below SQLite's default limit of host parameters.
+        for start in range(0, len(client_event_ids), 500):
+            chunk = [str(value) for value in client_event_ids[start : start + 500]]
+            marks = ", ".join("?" for _ in chunk)
+            with self._lock:
+                rows = self.db.execute(
+                    f"SELECT client_event_id FROM outbox WHERE status = ? AND client_event_id IN ({marks})",
+                    [PENDING, *chunk],
+                ).fetchall()
+            found.update(uuid.UUID(row[0]) for row in rows)
+        return found
 
     def pending_count(self) -> int:
         with self._lock:
@@ -164,20 +203,64 @@ class LocalStore:
                 )
                 if cursor.rowcount:
                     row = db.execute(
-                        "SELECT sequence, event, status, decision FROM outbox WHERE client_event_id = ?",
+                        f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE client_event_id = ?",
                         [str(decision.client_event_id)],
                     ).fetchone()
                     changed.append(self._entry(row))
         return changed
 
+    def reject_locally(self, client_event_ids: list[uuid.UUID], rejection: LocalRejection) -> list[OutboxEntry]:
+        """Mark pending entries rejected without a server decision; return the entries that changed."""
+        changed: list[OutboxEntry] = []
+        encoded = msgspec.json.encode(rejection).decode()
+        with self.transaction() as db:
+            for client_event_id in client_event_ids:
+                cursor = db.execute(
+                    "UPDATE outbox SET status = ?, local_rejection = ? WHERE client_event_id = ? AND status = ?",
+                    [REJECTED_LOCALLY, encoded, str(client_event_id), PENDING],
+                )
+                if cursor.rowcount:
+                    row = db.execute(
+                        f"SELECT {_ENTRY_COLUMNS} FROM outbox WHERE client_event_id = ?", [str(client_event_id)]
+                    ).fetchone()
+                    changed.append(self._entry(row))
+        return changed
+
+    def status_counts(self) -> dict[str, int]:
+        """Count outbox entries by status."""
+        with self._lock:
+            rows = self.db.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
+        return {status: count for status, count in rows}
+
+    def reset_read_model(self, head: int) -> int:
+        """Drop the confirmed states and the cursor, and queue again the accepted events the server lost.
+
+        `head` is the server's last global position. An accepted event with
+        a later position cannot be in the server's log any more (it was
+        restored from an older copy), so its entry goes back to PENDING and is
+        sent again under its original client_event_id. Rejected and review
+        decisions stay, because they were shown to the user as final. Returns
+        the number of entries queued again.
+        """
+        with self.transaction() as db:
+            db.execute("DELETE FROM confirmed_work_orders")
+            self._set_meta(db, "cursor", "0")
+            cursor = db.execute(
+                "UPDATE outbox SET status = ?, decision = NULL WHERE status = ?"
+                " AND json_extract(decision, '$.global_position') > ?",
+                [PENDING, DecisionStatus.ACCEPTED.value, head],
+            )
+            return cursor.rowcount
+
     @staticmethod
     def _entry(row: tuple) -> OutboxEntry:
-        sequence, event, status, decision = row
+        sequence, event, status, decision, rejection = row
         return OutboxEntry(
             sequence=sequence,
             event=_decode_proposal(event),
             status=status,
             decision=_decode_decision(decision) if decision else None,
+            local_rejection=_decode_rejection(rejection) if rejection else None,
         )
 
     # -- confirmed server state --------------------------------------------

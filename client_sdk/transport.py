@@ -18,6 +18,9 @@ import tenacity
 
 from shared_schema import ChangesPage, DecisionBatch, EventBatch
 
+from shared_schema.protocol import PROTOCOL_HEADER, SDK_HEADER
+
+from . import version
 from .errors import RequestRejected, ServerUnreachable, SyncError
 
 log = logging.getLogger("client_sdk")
@@ -146,7 +149,12 @@ class Transport:
         return response
 
     def _request(self, method: str, path: str, correlation_id: str, token: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}", "X-Correlation-ID": correlation_id}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "X-Correlation-ID": correlation_id,
+            PROTOCOL_HEADER: str(version.PROTOCOL_VERSION),
+            SDK_HEADER: version.sdk_header_value(),
+        }
         if self._device_id:
             # Lets the server's audit name the device even for a request it denies before reading the body.
             headers["X-Device-ID"] = self._device_id
