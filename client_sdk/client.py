@@ -346,11 +346,14 @@ class SyncClient:
         with self._sync_lock, self._file_lock:
             self._start(correlation_id)
             reset = False
+            decisions: list[EventDecision] = []
+            rejected_locally = 0
             try:
-                decisions, rejected_locally = self._push_all(correlation_id, rollbacks)
                 try:
+                    decisions, rejected_locally = self._push_all(correlation_id, rollbacks)
                     pulled = self._pull_all(correlation_id)
                 except ResetRequired as signal:
+                    # After a reset the cursor is 0, which never asks for another one.
                     self._reset(signal, correlation_id)
                     reset = True
                     more, more_rejected = self._push_all(correlation_id, rollbacks)
@@ -377,12 +380,17 @@ class SyncClient:
         )
 
     def push(self) -> list[EventDecision]:
+        """Push every pending event without pulling; after a reset signal, drop the confirmed states and push again."""
         correlation_id = f"push-{self.device_id}-{uuid.uuid4()}"
         rollbacks: list[OutboxEntry] = []
         with self._sync_lock, self._file_lock:
             self._check_not_blocked()
             try:
-                decisions, _ = self._push_all(correlation_id, rollbacks)
+                try:
+                    decisions, _ = self._push_all(correlation_id, rollbacks)
+                except ResetRequired as signal:
+                    self._reset(signal, correlation_id)
+                    decisions, _ = self._push_all(correlation_id, rollbacks)
             finally:
                 self._rebuild_view()
                 self._deliver_rollbacks(rollbacks)
@@ -458,8 +466,12 @@ class SyncClient:
                 return decisions, rejected_locally
             testpoints.reach(testpoints.BEFORE_SEND)
             try:
-                response = self.transport.push(EventBatch(events=[entry.event for entry in batch]), correlation_id)
+                response = self.transport.push(
+                    EventBatch(events=[entry.event for entry in batch]), correlation_id, cursor=self.cursor
+                )
             except RequestRejected as exc:
+                if exc.reason == SyncSignal.RESET_REQUIRED.value:
+                    raise _reset_signal(exc) from exc
                 if exc.reason in _UPGRADE_SIGNALS or exc.status_code == 426:
                     raise self._block(exc, correlation_id) from exc
                 if exc.status_code != 403:
@@ -500,8 +512,7 @@ class SyncClient:
                 page = self.transport.pull(self.cursor, self.pull_page_size, correlation_id)
             except RequestRejected as exc:
                 if exc.reason == SyncSignal.RESET_REQUIRED.value:
-                    head = exc.body.get("head") if isinstance(exc.body, dict) else None
-                    raise ResetRequired(exc.message, int(head) if str(head).isdigit() else 0) from exc
+                    raise _reset_signal(exc) from exc
                 if exc.reason in _UPGRADE_SIGNALS or exc.status_code == 426:
                     raise self._block(exc, correlation_id) from exc
                 raise
@@ -590,6 +601,12 @@ class SyncClient:
                     listener(item)
                 except Exception:  # noqa: BLE001 - a failing app callback must not stop the sync
                     log.exception("%s listener failed (device_id=%s)", kind, self.device_id)
+
+
+def _reset_signal(exc: RequestRejected) -> ResetRequired:
+    """Build a ResetRequired from a 409 body; a missing or invalid `head` counts as 0, which queues every accepted event again."""
+    head = exc.body.get("head") if isinstance(exc.body, dict) else None
+    return ResetRequired(exc.message, int(head) if isinstance(head, str) and head.isdigit() else 0)
 
 
 def engineer_actor(engineer_id: str, subject: str | None = None) -> Actor:

@@ -18,7 +18,7 @@ import tenacity
 
 from shared_schema import ChangesPage, DecisionBatch, EventBatch
 
-from shared_schema.protocol import PROTOCOL_HEADER, SDK_HEADER
+from shared_schema.protocol import CURSOR_HEADER, PROTOCOL_HEADER, SDK_HEADER
 
 from . import version
 from .errors import RequestRejected, ServerUnreachable, SyncError
@@ -102,9 +102,10 @@ class Transport:
         if self._owns_http:
             self._http.close()
 
-    def push(self, batch: EventBatch, correlation_id: str) -> DecisionBatch:
+    def push(self, batch: EventBatch, correlation_id: str, cursor: str | None = None) -> DecisionBatch:
         body = msgspec.json.encode(batch)
-        response = self._send("POST", "/v1/events", correlation_id, content=body)
+        headers = {CURSOR_HEADER: cursor} if cursor is not None else None
+        response = self._send("POST", "/v1/events", correlation_id, content=body, extra_headers=headers)
         return _decode_body(response, _decode_decisions)
 
     def pull(self, since: str, limit: int, correlation_id: str) -> ChangesPage:
@@ -148,7 +149,15 @@ class Transport:
         log.debug("%s %s -> %d (correlation_id=%s)", method, path, response.status_code, correlation_id)
         return response
 
-    def _request(self, method: str, path: str, correlation_id: str, token: str, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        correlation_id: str,
+        token: str,
+        extra_headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         headers = {
             "Authorization": f"Bearer {token}",
             "X-Correlation-ID": correlation_id,
@@ -158,6 +167,8 @@ class Transport:
         if self._device_id:
             # Lets the server's audit name the device even for a request it denies before reading the body.
             headers["X-Device-ID"] = self._device_id
+        if extra_headers:
+            headers.update(extra_headers)
         if "content" in kwargs:
             headers["Content-Type"] = "application/json"
         # An absolute URL, so a caller's httpx.Client works with or without its own base_url.

@@ -18,6 +18,7 @@ from .api.context import provide_actor, store_of
 from .api.errors import EXCEPTION_HANDLERS
 from .api.events import post_events
 from .api.protocol import check_protocol_version
+from .api.reset import HeadCache
 from .api.queries import get_changes, get_timeline, get_work_order, list_work_orders
 from .api.audit import list_audit
 from .api.board import get_engineer_board
@@ -137,5 +138,6 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
     app.state.verifier = verifier
     app.state.denied_requests = denied_requests
     app.state.kpi_projector = projector
+    app.state.head_cache = HeadCache()
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     return app

@@ -15,6 +15,9 @@ import enum
 PROTOCOL_VERSION = 1
 SUPPORTED_PROTOCOL_VERSIONS = frozenset({1})
 PROTOCOL_HEADER = "X-CSDP-Protocol-Version"
+# The device's pull cursor, sent with a push so the server can signal a reset
+# before it decides events that were based on a log it no longer has.
+CURSOR_HEADER = "X-CSDP-Cursor"
 # Name and version of the client library, such as `csdp-python/0.1.0`, for logs.
 SDK_HEADER = "X-CSDP-SDK-Version"
 

@@ -12,6 +12,7 @@ from litestar import Request, post
 from shared_schema import SCHEMA_VERSION, DecisionBatch, EventBatch, ProposedEvent
 from shared_schema.protocol import SIGNAL_SENTENCES, SyncSignal
 
+from .reset import check_push_cursor
 from .context import CurrentActor, settings_of, store_of
 from .errors import MISSING, Forbidden, SignalError, InvalidField, MalformedRequest, PayloadTooLarge, value_at, validation_error
 
@@ -161,6 +162,7 @@ async def post_events(request: Request, actor: CurrentActor) -> DecisionBatch:
     settings = settings_of(request)
     started = time.perf_counter()
     batch = parse_batch(await request.body(), settings.max_batch_events)
+    await check_push_cursor(request, actor.subject)
 
     correlation_id = request.scope["state"].get("correlation_id")
     events = [
@@ -173,6 +175,11 @@ async def post_events(request: Request, actor: CurrentActor) -> DecisionBatch:
         dt.datetime.now(dt.timezone.utc),
         dt.timedelta(seconds=settings.clock_skew_tolerance_seconds),
     )
+
+    positions = [decision.global_position for decision in decisions if decision.global_position is not None]
+    if positions:
+        cache = request.app.state.head_cache
+        cache.known = max(cache.known, *positions)
 
     summary: dict[str, int] = {}
     for decision in decisions:

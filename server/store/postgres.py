@@ -472,6 +472,10 @@ class PostgresStore:
 
         return review_page(await self._with_connection(read), query.limit)
 
+    async def head_position(self) -> int:
+        """Return the global position of the last stored event, 0 for an empty log."""
+        return await self._with_connection(lambda db: db.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
+
     async def count_events(self) -> int:
         return await self._with_connection(lambda db: db.fetchval("SELECT count(*) FROM events"))
 

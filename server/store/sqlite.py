@@ -485,6 +485,12 @@ class SQLiteStore:
 
         return review_page(await self._run(read), query.limit)
 
+    async def head_position(self) -> int:
+        """Return the global position of the last stored event, 0 for an empty log."""
+        return await self._run(
+            lambda db: db.execute("SELECT coalesce(max(global_position), 0) FROM events").fetchone()[0]
+        )
+
     async def count_events(self) -> int:
         return await self._run(lambda db: db.execute("SELECT count(*) FROM events").fetchone()[0])
 
