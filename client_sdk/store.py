@@ -79,8 +79,11 @@ class LocalStore:
         self._lock = threading.RLock()
         # Commits through this object; PRAGMA data_version counts those of other connections.
         self.write_count = 0
-        with self._lock:
+        try:
             self.layout_version_found = migrate(connection)
+        except BaseException:
+            connection.close()
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
