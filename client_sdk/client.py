@@ -271,7 +271,7 @@ class SyncClient:
         ]
 
     def event_state(self, client_event_id: uuid.UUID) -> EventState | None:
-        """Return where one recorded event stands, or None for an id this device did not record."""
+        """Return the state of one recorded event, or None for an id this device did not record."""
         entry = self.store.entry(client_event_id)
         return self._event_state(entry) if entry else None
 
@@ -353,7 +353,7 @@ class SyncClient:
                     decisions, rejected_locally = self._push_all(correlation_id, rollbacks)
                     pulled = self._pull_all(correlation_id)
                 except ResetRequired as signal:
-                    # After a reset the cursor is 0, which never asks for another one.
+                    # After a reset the cursor is 0, and the server never signals a reset for cursor 0.
                     self._reset(signal, correlation_id)
                     reset = True
                     more, more_rejected = self._push_all(correlation_id, rollbacks)
@@ -496,7 +496,7 @@ class SyncClient:
         rejection = LocalRejection(reason=exc.reason or "forbidden", message=exc.message, http_status=exc.status_code)
         changed = self.store.reject_locally([entry.event.client_event_id for entry in batch], rejection)
         log.warning(
-            "server refused a push with HTTP 403, marked %d events rejected (device_id=%s, correlation_id=%s, reason=%s)",
+            "server rejected a push with HTTP 403, so %d events are marked rejected (device_id=%s, correlation_id=%s, reason=%s)",
             len(changed),
             self.device_id,
             correlation_id,

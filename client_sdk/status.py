@@ -1,4 +1,4 @@
-"""What the app shows about sync: the state of each event, the whole outbox, and rolled-back events."""
+"""Sync state for the app: the state of each event, a snapshot of the whole outbox, and rolled-back events."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from shared_schema import WorkOrderState, WorkOrderStatus
 
 
 class EventState(str, enum.Enum):
-    """Where one recorded event stands, as the app shows it."""
+    """State of one recorded event, as the app shows it."""
 
     PENDING = "pending"
     # The server accepted the event; no pull has brought the order's new state yet.
@@ -44,7 +44,7 @@ class SyncStatus:
     needs_review_count: int
     last_error: str | None
     last_successful_sync: str | None
-    # Why sync is blocked (the server's message), or None.
+    # The server's message while sync is blocked, or None.
     blocked_reason: str | None
 
 

@@ -25,7 +25,7 @@ POINTS = (BEFORE_SEND, AFTER_SEND, AFTER_STORE)
 
 
 def reach(point: str) -> None:
-    """Pause forever at `point` when the environment asks for it; otherwise return at once."""
+    """Pause forever at `point` when CSDP_SDK_PAUSE_AT names it; otherwise return at once."""
     if os.environ.get(PAUSE_AT_ENV) != point:
         return
     marker = os.environ.get(PAUSE_FILE_ENV)

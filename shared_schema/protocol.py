@@ -1,8 +1,8 @@
 """Protocol versioning and the request-level signals of the sync API.
 
-A decision's reason code explains one event. The signals here explain why a
-whole request was not served, and each tells the client what to do: update
-the app, or drop its confirmed read model and pull from the start.
+A decision's reason code explains one event. A signal explains why a whole
+request was not served, and its sentence names the client's next step:
+update the app, or drop its confirmed read model and pull from the start.
 """
 
 from __future__ import annotations

@@ -229,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             print_result(results[-1])
     if not args.no_markdown:
         # The PostgreSQL URL may hold a password, so the report shows a placeholder.
-        given = sys.argv[1:] if argv is None else argv
-        shown = ["URL" if item == args.postgres_url else item for item in given]
-        command = " ".join(["python -m simulators.bench_sdk_drain", *shown])
+        arguments = sys.argv[1:] if argv is None else argv
+        displayed = ["URL" if item == args.postgres_url else item for item in arguments]
+        command = " ".join(["python -m simulators.bench_sdk_drain", *displayed])
         write_section(args.markdown, markdown_section(results, command, args.orders, (load_at_start, os.getloadavg()[0])))
         print(f"wrote the section {SECTION_HEADING!r} of {args.markdown}")
     return 0

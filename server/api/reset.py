@@ -3,7 +3,7 @@
 A device sends its pull cursor in CURSOR_HEADER with each push. When the
 cursor is past the last stored position, the store was restored from an
 older copy, and the events the device based its proposals on are gone. The
-server then answers 409 `reset_required` before deciding anything, so no
+server then returns 409 `reset_required` before deciding anything, so no
 proposal is rejected for a `base_version` the restored log never reached.
 """
 
