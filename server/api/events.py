@@ -12,7 +12,7 @@ from litestar import Request, post
 from shared_schema import SCHEMA_VERSION, DecisionBatch, EventBatch, ProposedEvent
 from shared_schema.protocol import SIGNAL_SENTENCES, SyncSignal
 
-from .reset import check_push_cursor
+from .reset import check_push_cursor, remember_position
 from .context import CurrentActor, settings_of, store_of
 from .errors import MISSING, Forbidden, SignalError, InvalidField, MalformedRequest, PayloadTooLarge, value_at, validation_error
 
@@ -178,8 +178,7 @@ async def post_events(request: Request, actor: CurrentActor) -> DecisionBatch:
 
     positions = [decision.global_position for decision in decisions if decision.global_position is not None]
     if positions:
-        cache = request.app.state.head_cache
-        cache.known = max(cache.known, *positions)
+        remember_position(request, max(positions))
 
     summary: dict[str, int] = {}
     for decision in decisions:

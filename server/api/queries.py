@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from litestar import Request, get
-import structlog
 from litestar.params import FromPath
 
 from shared_schema import Actor, ChangesPage, Priority, TimelineEntry, WorkOrderPage, WorkOrderState, WorkOrderStatus
-from shared_schema.protocol import SIGNAL_SENTENCES, SyncSignal
-
-from ..store.errors import CursorAhead
 
 from .context import CurrentActor, check_query_names, cursor_query, engineer_scope, enum_query, int_query, store_of
-from .errors import Forbidden, NotFound, SignalError
-
-log = structlog.get_logger("csdp.api")
+from .errors import Forbidden, NotFound
+from .reset import check_cursor, remember_position
 
 
 @get("/v1/work-orders", name="work_orders.list")
@@ -80,20 +75,7 @@ async def get_changes(request: Request, actor: CurrentActor) -> ChangesPage:
     check_query_names(request, {"since", "limit"})
     since = int_query(request, "since", 0, minimum=0)
     limit = int_query(request, "limit", 500, minimum=1, maximum=5000)
-    try:
-        return await store_of(request).changes_since(since, engineer_id=engineer_scope(actor), limit=limit)
-    except CursorAhead as exc:
-        log.warning(
-            "pull_cursor_ahead",
-            cursor=exc.position,
-            head=exc.head,
-            subject=actor.subject,
-            correlation_id=request.scope.get("state", {}).get("correlation_id"),
-        )
-        raise SignalError(
-            SyncSignal.RESET_REQUIRED,
-            SIGNAL_SENTENCES[SyncSignal.RESET_REQUIRED].format(cursor=exc.position, head=exc.head),
-            field="since",
-            value=str(exc.position),
-            head=str(exc.head),
-        ) from None
+    await check_cursor(request, since, actor.subject, field="since")
+    page = await store_of(request).changes_since(since, engineer_id=engineer_scope(actor), limit=limit)
+    remember_position(request, int(page.next_cursor))
+    return page

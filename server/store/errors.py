@@ -29,14 +29,3 @@ def schema_mismatch(database: str, found: int, expected: int) -> str:
         "run `csdp migrate` with the same database URL"
     )
 
-
-class CursorAhead(Exception):
-    """A pull cursor is past the last stored position, so the client's copy comes from a store this one is not.
-
-    Not a StoreError: the store works, and the client must reset instead of retrying.
-    """
-
-    def __init__(self, position: int, head: int) -> None:
-        super().__init__(f"cursor {position} is ahead of the last position {head}")
-        self.position = position
-        self.head = head

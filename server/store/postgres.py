@@ -36,7 +36,7 @@ from shared_schema import (
 
 from ..upcasting import decode_recorded_event
 from ..ingest import StoredDecision, causation_ids, plan_batch, renumber_positions, review_keys
-from .errors import CursorAhead, InvalidValue, SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
+from .errors import InvalidValue, SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
 from .audit import AuditPage, AuditQuery, DeniedRequest, audit_page, audit_select, audit_where
 from .migrations import latest_version, postgres_migrations
 from .pages import changes_page, work_order_filters, work_order_page
@@ -418,11 +418,6 @@ class PostgresStore:
                         position,
                         limit + 1,
                     )
-                if not rows and position > 0:
-                    # Only an empty page can hide a cursor from another store, so the head is read only then.
-                    head = await db.fetchval("SELECT coalesce(max(global_position), 0) FROM events")
-                    if position > head:
-                        raise CursorAhead(position, head)
                 events = [(row[0], _decode_event(row[1])) for row in rows]
                 states = await self._load_states(db, sorted({event.work_order_id for _, event in events}))
             return changes_page(events, states, position=position, limit=limit, engineer_id=engineer_id)

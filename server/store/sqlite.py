@@ -35,7 +35,7 @@ from ..upcasting import decode_recorded_event
 from ..ingest import ReviewKey, StoredDecision, causation_ids, plan_batch, review_keys
 from .migrations import latest_version, migrations
 from .audit import AuditPage, AuditQuery, DeniedRequest, audit_page, audit_select, audit_where
-from .errors import CursorAhead, SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
+from .errors import SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
 from .pages import changes_page, work_order_filters, work_order_page
 from .reviews import ReviewPage, ReviewQuery, held_review, held_reviews_sql, review_page, review_queue_sql
 
@@ -419,11 +419,6 @@ class SQLiteStore:
                     " WHERE a.engineer_id = ? AND a.global_position > ? ORDER BY a.global_position LIMIT ?",
                     (engineer_id, position, limit + 1),
                 ).fetchall()
-            if not rows and position > 0:
-                # Only an empty page can hide a cursor from another store, so the head is read only then.
-                head = db.execute("SELECT coalesce(max(global_position), 0) FROM events").fetchone()[0]
-                if position > head:
-                    raise CursorAhead(position, head)
             events = [(row_position, _decode_event(raw)) for row_position, raw in rows]
             states = self._load_states(db, sorted({event.work_order_id for _, event in events}))
             return changes_page(events, states, position=position, limit=limit, engineer_id=engineer_id)
