@@ -19,7 +19,7 @@ from sdk_helpers import (
     server_state,
 )
 from shared_schema import SCHEMA_VERSION, DecisionStatus, ReasonCode, WorkOrderStatus
-from shared_schema.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, SDK_HEADER
+from shared_schema.protocol import CURSOR_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION, SDK_HEADER
 
 
 @pytest.fixture
@@ -297,6 +297,7 @@ def test_403_on_pull_raises(demo_server, tablets):
 
 def test_requests_carry_versions(demo_server, tablets):
     client = tablets.open()
+    client.sync()
     client.record(ORDER, "accepted")
 
     with respx_faults(demo_server, "POST", "/v1/events") as route:
@@ -305,5 +306,6 @@ def test_requests_carry_versions(demo_server, tablets):
     request = route.calls[0].request
     assert request.headers[PROTOCOL_HEADER] == str(PROTOCOL_VERSION)
     assert request.headers[SDK_HEADER].startswith("csdp-python/")
+    assert request.headers[CURSOR_HEADER] == "2"
     body = httpx.Response(200, content=request.content).json()
     assert body["events"][0]["schema_version"] == SCHEMA_VERSION
