@@ -244,6 +244,8 @@ class SyncClient:
             event = entry.event
             # Optimistic view: apply the event as the server would if nothing
             # else had happened, and skip one the server would reject.
+            # NOTE: the SDK has no upcasters, so an event recorded by an older SDK
+            # in an older payload layout is skipped here until the server decides it.
             outcome = decide(states.get(event.work_order_id), event, self.actor, event.occurred_at)
             if outcome.status is DecisionStatus.ACCEPTED and outcome.state is not None:
                 states[event.work_order_id] = outcome.state
