@@ -73,6 +73,11 @@ class SyncReport:
 class SyncClient:
     """A device's view of the work-order log, usable offline.
 
+    `token_provider` returns the bearer token for each request, and
+    `token_refresher`, when given, returns a new one after a 401. Without a
+    refresher the provider is called again, so a provider that renews an
+    expired token on its own needs no refresher.
+
     The local state of an order is the last state confirmed by the server
     with this device's unconfirmed events replayed on top through the shared
     `decide` function, so the app shows its own work at once. The view is
@@ -96,6 +101,7 @@ class SyncClient:
         max_backoff: float = 30.0,
         sleep: Callable[[float], None] | None = None,
         lock_timeout: float = 60.0,
+        token_refresher: TokenProvider | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be 1 or more, got {batch_size}")
@@ -114,6 +120,7 @@ class SyncClient:
             "initial_backoff": initial_backoff,
             "max_backoff": max_backoff,
             "device_id": device_id,
+            "token_refresher": token_refresher,
         }
         if sleep is not None:
             transport_options["sleep"] = sleep

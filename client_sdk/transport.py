@@ -82,6 +82,7 @@ class Transport:
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         device_id: str | None = None,
+        token_refresher: TokenProvider | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be 1 or more, got {max_attempts}")
@@ -93,6 +94,8 @@ class Transport:
         self._http = http or httpx.Client(timeout=timeout)
         self._owns_http = http is None
         self._token_provider = token_provider
+        # Called after a 401 for a new token; the provider itself when the app gives none.
+        self._token_refresher = token_refresher or token_provider
         self._max_attempts = max_attempts
         self._wait = _RetryAfterOrBackoff(initial_backoff, max_backoff)
         self._sleep = sleep
@@ -136,8 +139,9 @@ class Transport:
     def _send_once(self, method: str, path: str, correlation_id: str, **kwargs: Any) -> httpx.Response:
         response = self._request(method, path, correlation_id, self._token_provider(), **kwargs)
         if response.status_code == 401:
-            # The token may have expired while offline: ask the provider once more.
-            response = self._request(method, path, correlation_id, self._token_provider(), **kwargs)
+            # The token may have expired while offline: refresh it once and send again.
+            log.info("token rejected with HTTP 401, refreshing it once (correlation_id=%s)", correlation_id)
+            response = self._request(method, path, correlation_id, self._token_refresher(), **kwargs)
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientResponse(response.status_code, _retry_after(response))
         if response.status_code >= 400:

@@ -309,3 +309,53 @@ def test_requests_carry_versions(demo_server, tablets):
     assert request.headers[CURSOR_HEADER] == "2"
     body = httpx.Response(200, content=request.content).json()
     assert body["events"][0]["schema_version"] == SCHEMA_VERSION
+
+
+# -- tokens -------------------------------------------------------------------------
+
+
+def test_401_calls_refresher_once(demo_server, tablets):
+    valid = demo_server.token("engineer", ENGINEER)
+    cached = {"token": "expired-token"}
+    refreshed: list[str] = []
+
+    def refresh() -> str:
+        refreshed.append(valid)
+        cached["token"] = valid
+        return valid
+
+    transport = FaultTransport()
+    client = tablets.open(transport=transport, token_provider=lambda: cached["token"], token_refresher=refresh)
+    client.record(ORDER, "accepted")
+
+    report = client.sync()
+
+    assert report.accepted == 1
+    assert refreshed == [valid]
+    assert [sent.authorization for sent in transport.sent] == [
+        "Bearer expired-token",
+        f"Bearer {valid}",
+        f"Bearer {valid}",
+    ]
+
+
+def test_401_after_refresh_is_final(demo_server, tablets):
+    from client_sdk import RequestRejected
+
+    calls: list[int] = []
+
+    def refresh() -> str:
+        calls.append(1)
+        return "still-invalid"
+
+    transport = FaultTransport()
+    client = tablets.open(transport=transport, token_provider=lambda: "expired-token", token_refresher=refresh)
+    client.record(ORDER, "accepted")
+
+    with pytest.raises(RequestRejected) as caught:
+        client.sync()
+
+    assert caught.value.status_code == 401
+    assert len(calls) == 1
+    assert len(transport.sent) == 2
+    assert client.pending_count() == 1
