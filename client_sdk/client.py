@@ -64,7 +64,7 @@ class SyncReport:
     needs_review: int
     pulled: int
     replays: int
-    # Events the server refused with 403, marked rejected on the device.
+    # Events in batches the server rejected with 403, marked rejected on the device.
     rejected_locally: int = 0
     # True when the server asked for a reset and the device pulled again from cursor 0.
     reset: bool = False

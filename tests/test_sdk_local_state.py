@@ -265,7 +265,7 @@ def test_403_marks_batch_rejected(demo_server, tablets):
     assert report.rejected == 1
     first, second, third = (client.event_state(entry.event.client_event_id) for entry in entries)
     assert (first, second) == (EventState.REJECTED_LOCALLY, EventState.REJECTED_LOCALLY)
-    # The third event went in the next batch and reached the server, which rejects it: the order is not accepted.
+    # The third event went in the next batch and reached the server, which rejects it because the two before it never applied.
     assert third is EventState.REJECTED
     rejected = client.not_applied()
     assert rejected[0].local_rejection.reason == "role_not_permitted"
