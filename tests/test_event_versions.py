@@ -247,3 +247,11 @@ def test_fingerprint_of_legacy_event_unchanged():
     assert content_fingerprint(event_v1) == expected
     current = msgspec.structs.replace(event_v1, schema_version=SCHEMA_VERSION)
     assert content_fingerprint(current) != expected
+
+
+def test_every_signal_has_status_and_sentence():
+    from shared_schema.protocol import SIGNAL_SENTENCES, SIGNAL_STATUS, SyncSignal
+
+    for signal in SyncSignal:
+        assert 400 <= SIGNAL_STATUS[signal] < 500
+        assert SIGNAL_SENTENCES[signal].endswith(".")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import structlog
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from shared_schema.protocol import PROTOCOL_HEADER, SIGNAL_SENTENCES, SUPPORTED_PROTOCOL_VERSIONS, SyncSignal
+from shared_schema.protocol import PROTOCOL_HEADER, SDK_HEADER, SIGNAL_SENTENCES, SUPPORTED_PROTOCOL_VERSIONS, SyncSignal
 
 from .errors import SignalError
+
+log = structlog.get_logger("csdp.api")
 
 
 async def check_protocol_version(connection: ASGIConnection, route_handler: BaseRouteHandler) -> None:
@@ -26,6 +29,13 @@ async def check_protocol_version(connection: ASGIConnection, route_handler: Base
     if version in SUPPORTED_PROTOCOL_VERSIONS:
         return
     supported = ", ".join(str(number) for number in sorted(SUPPORTED_PROTOCOL_VERSIONS))
+    log.info(
+        "protocol_version_rejected",
+        value=raw[:50],
+        path=connection.url.path,
+        sdk=connection.headers.get(SDK_HEADER, "")[:100],
+        correlation_id=connection.scope.get("state", {}).get("correlation_id"),
+    )
     raise SignalError(
         SyncSignal.UNSUPPORTED_PROTOCOL_VERSION,
         SIGNAL_SENTENCES[SyncSignal.UNSUPPORTED_PROTOCOL_VERSION].format(version=raw[:50], supported=supported),
