@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 
 from .client import SyncClient
-from .errors import ServerUnreachable, SyncError, UpgradeRequired
-from .locking import SyncLockTimeout
+from .errors import SyncError, UpgradeRequired
 from .store import OutboxEntry
 
 log = logging.getLogger("client_sdk")
@@ -146,9 +145,6 @@ class SyncLoop:
             self.last_exception = exc
             # Nothing can change until the app is updated, so try rarely.
             self._schedule(self.max_backoff, failed=True)
-        except (ServerUnreachable, SyncLockTimeout) as exc:
-            self.last_exception = exc
-            self._schedule(self._backoff(), failed=True)
         except SyncError as exc:
             self.last_exception = exc
             self._schedule(self._backoff(), failed=True)

@@ -17,14 +17,16 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from .errors import SyncError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 
-class SyncLockTimeout(TimeoutError):
-    """Another process kept the sync lock for longer than the wait allowed."""
+class SyncLockTimeout(SyncError, TimeoutError):
+    """Another thread or process kept the sync lock for longer than the wait allowed."""
 
 
 class FileSyncLock:

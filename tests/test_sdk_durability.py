@@ -209,3 +209,19 @@ def test_threads_share_client(demo_server, tablets):
     assert client.pending_count() == 0
     notes = [event.client_event_id for event in server_events(demo_server, ORDER) if event.type == "note_added"]
     assert notes == [entry.event.client_event_id for entry in recorded]
+
+
+def test_sync_lock_timeout_raises(demo_server, tablets):
+    from client_sdk import SyncError
+    from client_sdk.locking import FileSyncLock, SyncLockTimeout
+
+    client = tablets.open(lock_timeout=0.2)
+    client.record(ORDER, "accepted")
+    holder = FileSyncLock(client.store.path)
+
+    with holder, pytest.raises(SyncLockTimeout, match="retry the sync later") as caught:
+        client.sync()
+
+    assert isinstance(caught.value, SyncError)
+    assert client.pending_count() == 1
+    assert client.sync().accepted == 1
