@@ -18,8 +18,8 @@ from .api.context import provide_actor, store_of
 from .api.errors import EXCEPTION_HANDLERS
 from .api.events import post_events
 from .api.protocol import check_protocol_version
-from .api.reset import HeadCache
 from .api.queries import get_changes, get_timeline, get_work_order, list_work_orders
+from .api.reset import HeadCache
 from .api.audit import list_audit
 from .api.board import get_engineer_board
 from .api.kpi import get_kpi

@@ -12,9 +12,18 @@ from litestar import Request, post
 from shared_schema import SCHEMA_VERSION, DecisionBatch, EventBatch, ProposedEvent
 from shared_schema.protocol import SIGNAL_SENTENCES, SyncSignal
 
-from .reset import check_push_cursor, remember_position
 from .context import CurrentActor, settings_of, store_of
-from .errors import MISSING, Forbidden, SignalError, InvalidField, MalformedRequest, PayloadTooLarge, value_at, validation_error
+from .errors import (
+    MISSING,
+    Forbidden,
+    InvalidField,
+    MalformedRequest,
+    PayloadTooLarge,
+    SignalError,
+    value_at,
+    validation_error,
+)
+from .reset import check_push_cursor, remember_position
 
 log = structlog.get_logger("csdp.ingest")
 _decode_batch = msgspec.json.Decoder(EventBatch).decode
