@@ -115,7 +115,7 @@ def test_schema_version_invalid_value(clients, value):
     assert body["field"] == "$.events[0].schema_version"
 
 
-def test_older_payload_posted_upcast(clients):
+def test_older_payload_posted_upcast(clients, live_server):
     version = in_progress_order(clients)
     engineer = clients("engineer", "e-17")
     old = checklist_v1("wo-1", version)
@@ -132,6 +132,11 @@ def test_older_payload_posted_upcast(clients):
     [again] = post_batch(engineer, [old])
     assert again["replay"] is True
     assert again["status"] == "ACCEPTED"
+    # A rejected proposal of an older client is in the timeline too, which a rebuild must reproduce.
+    [rejected] = post_batch(engineer, [checklist_v1("wo-1", version + 5)])
+    assert rejected["reason_code"] == "base_version_ahead"
+    verified = csdp(live_server.settings, "projections", "verify", *PROJECTIONS)
+    assert verified.exit_code == 0, verified.output
 
 
 def test_older_payload_unchecked_maps_to_not_done(clients):

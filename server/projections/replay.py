@@ -17,7 +17,7 @@ from shared_schema import (
     WorkOrderState,
 )
 
-from ..upcasting import decode_recorded_event
+from ..upcasting import decode_recorded_event, upcast_proposal
 from ..kpi_projection.rows import HistoryRow, history_row
 from .fold import ReplayError, apply_recorded_event, event_audience, timeline_entry
 from .names import EVENT_AUDIENCE, KPI_ORDER_HISTORY, WORK_ORDER_TIMELINE
@@ -118,6 +118,8 @@ class Replayer:
                     raise ReplayError(f"accepted decision {row.decision_id} points to no event in the log")
                 actor = Actor(subject=row.subject, role=Role(row.actor_role))
                 effective = recorded.effective_time if recorded is not None else None
-                entry = timeline_entry(decision, _decode_proposal(row.proposal), actor, decision.decided_at, effective)
+                # The live timeline shows an older client's proposal in the current layout, and so does the rebuild.
+                proposal = upcast_proposal(_decode_proposal(row.proposal))
+                entry = timeline_entry(decision, proposal, actor, decision.decided_at, effective)
                 result.timeline.append((row.decision_id, entry))
         return result
