@@ -12,6 +12,8 @@ from typing import Any
 import msgspec
 
 from shared_schema import (
+    BlobUploadRequest,
+    BlobUploadStatus,
     EVENT_PAYLOADS,
     REASON_SENTENCES,
     REASON_STATUS,
@@ -57,6 +59,8 @@ SCHEMA_TYPES: dict[str, Any] = {
     "Actor": Actor,
     "HeldReview": HeldReview,
     "Transition": Transition,
+    "BlobUploadRequest": BlobUploadRequest,
+    "BlobUploadStatus": BlobUploadStatus,
     "DecisionVector": DecisionVector,
     "IdempotencyVector": IdempotencyVector,
     "EffectiveTimeVector": EffectiveTimeVector,
