@@ -26,6 +26,7 @@ from shared_schema import (
     decide,
 )
 
+from .attachments import AttachmentQueue
 from .errors import SyncError
 from .store import LocalStore, OutboxEntry
 from .transport import TokenProvider, Transport
@@ -94,6 +95,8 @@ class SyncClient:
         # The transport checks base_url and the retry options before the file is opened.
         self.transport = Transport(base_url, provider, **transport_options)
         self.store = LocalStore(path)
+        # Blobs have their own upload queue; events that reference one wait for it (client_sdk/attachments.py).
+        self.attachments = AttachmentQueue(self.store, self.transport)
         self._listeners: list[DecisionListener] = []
         # One push or pull at a time per client. record() does not take this lock.
         self._sync_lock = threading.Lock()
@@ -228,6 +231,9 @@ class SyncClient:
         with self._sync_lock:
             try:
                 decisions = self._push_all(correlation_id)
+                # Blobs go after the events they do not hold back, and the events they held go right after them.
+                if self.attachments.upload_due(correlation_id).uploaded:
+                    decisions.extend(self._push_all(correlation_id))
                 pulled = self._pull_all(correlation_id)
             except Exception as exc:
                 self.store.set_meta("last_error", f"{type(exc).__name__}: {exc}")
@@ -258,7 +264,7 @@ class SyncClient:
         while True:
             # Only events pending when the batch is read are sent; one recorded
             # during the request stays pending for the next batch.
-            batch = self.store.pending(limit=self.batch_size)
+            batch = self.attachments.sendable(self.batch_size)
             if not batch:
                 return decisions
             response = self.transport.push(EventBatch(events=[entry.event for entry in batch]), correlation_id)
