@@ -52,7 +52,7 @@ class BlobState:
     PENDING = "PENDING"
     UPLOADED = "UPLOADED"
     FAILED = "FAILED"
-    """The server rejected the blob for good (too large, invalid media type); `retry()` queues it again."""
+    """The server rejected the blob for good, for example as too large. `retry()` queues it again."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +129,7 @@ class AttachmentQueue:
     # -- adding ----------------------------------------------------------------
 
     def add(self, content: bytes | str | Path, *, kind: AttachmentKind | str, content_type: str) -> QueuedBlob:
-        """Copy the content into the queue and return its entry; adding the same content twice queues it once.
+        """Copy the content into the queue and return its entry. Adding the same content twice queues it once.
 
         `content` is the bytes themselves or the path of a file. Raises
         ValueError for an unknown kind and OSError when the file cannot be read.
@@ -226,7 +226,7 @@ class AttachmentQueue:
 
         A blob that fails is given a later retry time (exponential backoff with
         jitter) or, when the server rejected it for good, the FAILED state. A
-        failure never stops the round; the counts are returned.
+        failure never stops the round. The method returns the counts.
         """
         correlation_id = correlation_id or f"upload-{uuid.uuid4()}"
         with self.store.transaction() as db:

@@ -85,19 +85,19 @@ class Settings:
     """Requests a subject may send at once before the per-minute rate applies (`CSDP_RATE_LIMIT_BURST`)."""
 
     blob_backend: str = "local"
-    """Where attachment blobs are stored: `local` (a folder) or `s3` (`CSDP_BLOB_BACKEND`)."""
+    """Backend of the attachment blob store: `local` (a folder) or `s3` (`CSDP_BLOB_BACKEND`)."""
 
     blob_dir: Path | None = None
-    """Folder of the local blob store (`CSDP_BLOB_DIR`); None means `<var_dir>/blobs`."""
+    """Folder of the local blob store (`CSDP_BLOB_DIR`). None means `<var_dir>/blobs`."""
 
     blob_max_bytes: int = 100 * 1024 * 1024
     """Largest blob in bytes that an upload may declare (`CSDP_BLOB_MAX_BYTES`)."""
 
     blob_s3_bucket: str = ""
-    """Bucket of the S3 blob store (`CSDP_BLOB_S3_BUCKET`); the bucket must exist."""
+    """Bucket of the S3 blob store (`CSDP_BLOB_S3_BUCKET`), which must exist before the server starts."""
 
     blob_s3_endpoint_url: str = ""
-    """S3 endpoint of a non-AWS service such as SeaweedFS or MinIO (`CSDP_BLOB_S3_ENDPOINT_URL`); empty means AWS."""
+    """S3 endpoint of a service such as SeaweedFS or MinIO (`CSDP_BLOB_S3_ENDPOINT_URL`). Empty means AWS."""
 
     blob_s3_region: str = "us-east-1"
     """Region used to sign S3 requests (`CSDP_BLOB_S3_REGION`)."""
@@ -106,7 +106,7 @@ class Settings:
     """Key prefix of blobs inside the bucket (`CSDP_BLOB_S3_PREFIX`)."""
 
     blob_s3_access_key_id: str = ""
-    """S3 access key id (`CSDP_BLOB_S3_ACCESS_KEY_ID`); empty means boto3's default credential chain."""
+    """S3 access key id (`CSDP_BLOB_S3_ACCESS_KEY_ID`). Empty means boto3's default credential chain."""
 
     blob_s3_secret_access_key: str = dataclasses.field(default="", repr=False)
     """S3 secret key (`CSDP_BLOB_S3_SECRET_ACCESS_KEY`), required together with the access key id."""
@@ -158,7 +158,7 @@ class Settings:
 
     @property
     def blob_staging_dir(self) -> Path:
-        """Folder of partial uploads; always on the server's local disk, whatever the blob backend."""
+        """Folder of partial uploads, on the server's local disk whatever the blob backend."""
         return self.var_dir / "blob-uploads"
 
     @classmethod

@@ -28,7 +28,7 @@ class BlobUploadRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
 
 
 class BlobUploadStatus(msgspec.Struct, kw_only=True):
-    """State of one blob's upload. `offset` is the number of bytes the server has; `complete` means stored and verified."""
+    """State of one blob's upload: `offset` bytes received, and `complete` once stored and verified."""
 
     sha256: str
     size_bytes: int

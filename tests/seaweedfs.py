@@ -73,6 +73,7 @@ def seaweed_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     identity = {"name": "csdp", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
                 "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
     config.write_text(json.dumps({"identities": [identity]}))
+
     ports = {name: free_port() for name in ("master", "volume", "filer", "s3", "iam")}
     grpc = {name: free_port() for name in ("master", "volume", "filer", "s3")}
     command = [
@@ -89,10 +90,12 @@ def seaweed_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
         # Stop at once on SIGTERM instead of waiting for clients to move away.
         "-volume.preStopSeconds=0",
     ]
+
     log_path = folder / "weed.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     endpoint_url = f"http://127.0.0.1:{ports['s3']}"
+
     try:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not _bucket_ready(endpoint_url):

@@ -24,7 +24,7 @@ SERVER_MAX_BLOB_BYTES = 50_000
 
 @pytest.fixture
 def store_kind() -> str:
-    """The queue's behaviour does not depend on the server's store; the API tests cover both stores."""
+    """Run on SQLite only: the queue does not depend on the server's store, and the API tests cover both."""
     return "sqlite"
 
 

@@ -116,7 +116,7 @@ def parse_upload_request(body: bytes, max_bytes: int) -> BlobUploadRequest:
 
 @post("/v1/blobs", status_code=200, name="blobs.create")
 async def create_blob_upload(request: Request, actor: CurrentActor) -> BlobUploadStatus:
-    """Declare a blob by hash, size and media type, or find the upload already declared; return its offset."""
+    """Declare a blob by hash, size and media type, or find the upload already declared, and return its offset."""
     check_query_names(request, set())
     upload = parse_upload_request(await request.body(), settings_of(request).blob_max_bytes)
     declared = BlobRecord(
@@ -182,7 +182,7 @@ def _check_chunk_content_type(request: Request) -> None:
 
 @patch("/v1/blobs/{sha256:str}/upload", name="blobs.upload_chunk")
 async def patch_blob_upload(request: Request, actor: CurrentActor, sha256: FromPath[str]) -> BlobUploadStatus:
-    """Append one chunk at the Upload-Offset header; the last chunk triggers the hash check and storage."""
+    """Append one chunk at the Upload-Offset header. The last chunk triggers the hash check and storage."""
     check_query_names(request, set())
     _check_chunk_content_type(request)
     offset = _offset_header(request)
@@ -222,7 +222,7 @@ async def patch_blob_upload(request: Request, actor: CurrentActor, sha256: FromP
 
 
 async def _check_download_scope(request: Request, actor: Actor, sha256: str) -> None:
-    """Raise 403 unless an engineer uploaded the blob or one of their orders references it; office roles pass."""
+    """Raise 403 unless an engineer uploaded the blob or one of their orders references it. Office roles pass."""
     if actor.role is not Role.ENGINEER:
         return
     if await index_of(request).engineer_may_read(sha256, actor.subject, actor.engineer_id):
@@ -239,10 +239,11 @@ async def _check_download_scope(request: Request, actor: Actor, sha256: str) -> 
 
 @get("/v1/blobs/{sha256:str}", name="blobs.get")
 async def get_blob(request: Request, actor: CurrentActor, sha256: FromPath[str]) -> Stream:
-    """Stream a stored blob with its declared media type; engineers see only their own and their orders' blobs."""
+    """Stream a stored blob with its declared media type. Engineers get only their own and their orders' blobs."""
     check_query_names(request, set())
     checked_sha256(sha256)
     await _check_download_scope(request, actor, sha256)
+
     record = await index_of(request).get(sha256)
     if record is None:
         raise NotFound(f"blob {sha256} was not found", field="sha256", value=sha256, reason="blob_not_found")
@@ -253,6 +254,7 @@ async def get_blob(request: Request, actor: CurrentActor, sha256: FromPath[str])
             value=sha256,
             reason="blob_not_uploaded",
         )
+
     blob_store = uploads_of(request).blob_store
     try:
         size = await blob_store.size(sha256)
@@ -261,6 +263,7 @@ async def get_blob(request: Request, actor: CurrentActor, sha256: FromPath[str])
     if size is None:
         log.error("blob_missing_from_store", sha256=sha256, store=blob_store.description, correlation_id=_correlation(request))
         raise ServiceUnavailable("the blob is recorded but missing from the blob store; it was logged", retry_after=60)
+
     headers: dict[str, Any] = {
         "Content-Length": str(size),
         "ETag": f'"{sha256}"',

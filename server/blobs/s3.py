@@ -18,8 +18,8 @@ log = structlog.get_logger("csdp.blobs")
 
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
 
-# botocore's "standard" retry mode retries throttling and 5xx answers with
-# backoff; three attempts keep a dead endpoint from stalling a request for long.
+# botocore's "standard" retry mode retries throttling and 5xx responses with
+# backoff. Three attempts keep a dead endpoint from stalling a request for long.
 _CLIENT_CONFIG = botocore.config.Config(
     retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=60
 )

@@ -36,16 +36,16 @@ class BlobStore(Protocol):
     async def close(self) -> None: ...
 
     async def put_file(self, sha256: str, path: Path, content_type: str) -> None:
-        """Store the finished file at `path` under `sha256`; the caller has verified its hash."""
+        """Store the finished file at `path` under `sha256`. The caller has verified its hash."""
 
     async def size(self, sha256: str) -> int | None:
         """Return the stored size in bytes, or None when no blob has this hash."""
 
     def read_chunks(self, sha256: str) -> AsyncIterator[bytes]:
-        """Yield the blob's bytes in order; raise BlobStoreError when it is missing."""
+        """Yield the blob's bytes in order, or raise BlobStoreError when it is missing."""
 
     async def delete(self, sha256: str) -> None:
-        """Remove the blob; removing a missing blob is not an error."""
+        """Remove the blob. Removing a missing blob is not an error."""
 
 
 def check_sha256(sha256: str) -> str:

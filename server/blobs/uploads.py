@@ -2,10 +2,9 @@
 
 The staged file of a hash is the upload's state: its length is the offset the
 next chunk must start at, so an upload resumes after a broken connection or a
-server restart. Uploads of one hash from several devices share that file;
-because the content is addressed by its hash, any sender's chunk at the
-current offset is the same bytes, and the final hash check catches any that
-are not.
+server restart. Uploads of one hash from several devices share that file.
+Content addressed by its hash makes any sender's chunk at the current offset
+the same bytes, and the final hash check catches a chunk that is not.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class SQLiteBlobIndex:
         return await self._store._run(read)
 
     async def create(self, record: BlobRecord, now: dt.datetime) -> BlobRecord:
-        """Insert the record unless a row for its hash exists; return the row that is stored."""
+        """Insert the record unless a row for its hash exists, and return the row that is stored."""
 
         def write(db: sqlite3.Connection) -> BlobRecord:
             db.execute(
@@ -118,7 +118,7 @@ class PostgresBlobIndex:
         return await self._store._with_connection(read)
 
     async def create(self, record: BlobRecord, now: dt.datetime) -> BlobRecord:
-        """Insert the record unless a row for its hash exists; return the row that is stored."""
+        """Insert the record unless a row for its hash exists, and return the row that is stored."""
 
         async def write(db: asyncpg.Connection) -> BlobRecord:
             row = await db.fetchrow(
