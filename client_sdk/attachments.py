@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import sqlite_utils
@@ -30,7 +30,7 @@ import sqlite_utils
 from shared_schema import AttachmentKind, BlobUploadStatus
 
 from .errors import RequestRejected, SyncError
-from .store import LocalStore, OutboxEntry
+from .store import PENDING, LocalStore, OutboxEntry
 
 if TYPE_CHECKING:
     from .client import SyncClient
@@ -190,34 +190,41 @@ class AttachmentQueue:
         An event is held when it references a blob that is not uploaded, and
         every later event of its order is held behind it.
         """
-        waiting = self.waiting_hashes()
-        if not waiting:
-            return self.store.pending(limit=limit)
-        held_orders: set[str] = set()
-        batch: list[OutboxEntry] = []
-        for entry in self.store.pending():
-            order = entry.event.work_order_id
-            if order in held_orders:
-                continue
-            if _referenced_blob(entry) in waiting:
-                held_orders.add(order)
-                continue
-            batch.append(entry)
-            if len(batch) == limit:
-                break
-        return batch
+        # The store's lock keeps this process's record() out between the two reads,
+        # so an attachment event recorded meanwhile cannot slip through unheld.
+        with self.store.transaction():
+            held = self._held_orders()
+            if not held:
+                return self.store.pending(limit=limit)
+            # Reading the held events too guarantees `limit` free ones when that many exist.
+            held_count = sum(count for _, count in held.values())
+            entries = self.store.pending(limit=limit + held_count)
+        return [entry for entry in entries if not _is_held(entry, held)][:limit]
 
     def held(self) -> list[OutboxEntry]:
         """Return the pending events that wait for a blob upload, in recording order."""
-        waiting = self.waiting_hashes()
-        held_orders: set[str] = set()
-        entries: list[OutboxEntry] = []
-        for entry in self.store.pending() if waiting else []:
-            order = entry.event.work_order_id
-            if order in held_orders or _referenced_blob(entry) in waiting:
-                held_orders.add(order)
-                entries.append(entry)
-        return entries
+        with self.store.transaction():
+            held = self._held_orders()
+            entries = self.store.pending() if held else []
+        return [entry for entry in entries if _is_held(entry, held)]
+
+    def _held_orders(self) -> dict[str, tuple[int, int]]:
+        """Map each order with a held event to the outbox sequence of its first held event and its held count."""
+        with self.store.transaction() as db:
+            rows = db.execute(
+                "WITH first_held AS ("
+                " SELECT work_order_id, min(sequence) AS sequence FROM outbox"
+                " WHERE status = ? AND json_extract(event, '$.type') IN (?, ?)"
+                " AND json_extract(event, '$.payload.sha256') IN"
+                " (SELECT sha256 FROM attachment_uploads WHERE state != ?)"
+                " GROUP BY work_order_id)"
+                " SELECT f.work_order_id, f.sequence,"
+                " (SELECT count(*) FROM outbox o WHERE o.status = ? AND o.work_order_id = f.work_order_id"
+                " AND o.sequence >= f.sequence)"
+                " FROM first_held f",
+                [PENDING, *ATTACHMENT_EVENT_TYPES, BlobState.UPLOADED, PENDING],
+            ).fetchall()
+        return {order: (sequence, count) for order, sequence, count in rows}
 
     # -- uploading ----------------------------------------------------------------
 
@@ -325,10 +332,9 @@ def _worth_retrying(exc: RequestRejected) -> bool:
     return (exc.status_code == 409 and reason == "offset_mismatch") or reason == "hash_mismatch"
 
 
-def _referenced_blob(entry: OutboxEntry) -> Any:
-    if entry.event.type not in ATTACHMENT_EVENT_TYPES:
-        return None
-    return entry.event.payload.get("sha256")
+def _is_held(entry: OutboxEntry, held: dict[str, tuple[int, int]]) -> bool:
+    first_held = held.get(entry.event.work_order_id)
+    return first_held is not None and entry.sequence >= first_held[0]
 
 
 def _copy_hashing(content: bytes | str | Path, target: Path) -> tuple[str, int]:

@@ -110,6 +110,24 @@ def test_failing_blob_holds_only_its_order(blob_demo_server, tablets):
     assert "ServerUnreachable" in blob.last_error
 
 
+def test_held_events_do_not_fill_batches(blob_demo_server, tablets):
+    tablet = tablets.open(max_attempts=1, batch_size=2)
+    tablet.record(ORDER, "accepted")
+    record_attachment(tablet, ORDER, os.urandom(1_000), content_type="image/jpeg")
+    for number in range(5):
+        tablet.record(ORDER, "note_added", {"text": f"note {number} behind the photo"})
+    tablet.record(OTHER_ORDER, "accepted")
+    tablet.record(OTHER_ORDER, "travel_started")
+    tablet.record(OTHER_ORDER, "arrived")
+
+    with chunk_faults(blob_demo_server, PatchFaults(fail_all=True)):
+        tablet.sync()
+
+    assert event_types(blob_demo_server, OTHER_ORDER)[-3:] == ["accepted", "travel_started", "arrived"]
+    assert tablet.pending_count() == 6
+    assert len(tablet.attachments.held()) == 6
+
+
 def test_failing_blob_sent_after_recovery(blob_demo_server, tablets):
     tablet = tablets.open(max_attempts=2)
     tablet.attachments.initial_backoff = 0
