@@ -128,6 +128,48 @@ def test_declare_after_partial_upload_reports_offset(clients):
     assert again.json()["offset"] == 10_000
 
 
+def test_upload_resumes_after_server_restart(settings):
+    settings = dataclasses.replace(settings, blob_max_bytes=MAX_BLOB_BYTES)
+    content = os.urandom(60_000)
+    sha256 = hashlib.sha256(content).hexdigest()
+    for live in serve(settings):
+        pool = Clients(live)
+        http = pool("dispatcher", "d-1")
+        declare(http, content)
+        send_chunk(http, sha256, 0, content[:25_000])
+        pool.close()
+
+    for live in serve(settings):
+        pool = Clients(live)
+        http = pool("dispatcher", "d-1")
+        offset = http.get(f"/v1/blobs/{sha256}/upload").json()["offset"]
+        finished = send_chunk(http, sha256, offset, content[offset:])
+        download = http.get(f"/v1/blobs/{sha256}")
+        pool.close()
+
+    assert offset == 25_000
+    assert finished.json()["complete"] is True
+    assert download.content == content
+
+
+def test_staged_upload_finished_by_empty_chunk(clients):
+    """A staged upload that reached its size but was not stored (the store failed) is finished by an empty chunk."""
+    http = clients("dispatcher", "d-1")
+    content = b"complete but not stored"
+    sha256 = hashlib.sha256(content).hexdigest()
+    declare(http, content)
+    staging = clients.live.settings.blob_staging_dir / f"{sha256}.part"
+    staging.write_bytes(content)
+
+    probe = http.get(f"/v1/blobs/{sha256}/upload")
+    finished = send_chunk(http, sha256, len(content), b"")
+
+    assert probe.json()["offset"] == len(content)
+    assert probe.json()["complete"] is False
+    assert finished.json()["complete"] is True
+    assert http.get(f"/v1/blobs/{sha256}").content == content
+
+
 def test_declare_stored_blob_reports_complete(clients):
     http = clients("dispatcher", "d-1")
     content = b"already here"
