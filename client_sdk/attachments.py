@@ -182,6 +182,21 @@ class AttachmentQueue:
                 [BlobState.PENDING, sha256, BlobState.FAILED],
             )
 
+    def discard(self, sha256: str) -> None:
+        """Remove a blob that is not uploaded from the queue, with its local copy, to release its order's events.
+
+        The events that referenced it are then sent as they are. The server
+        accepts them, but the blob cannot be downloaded unless another device
+        uploads the same content. Discarding an uploaded or unknown blob does nothing.
+        """
+        with self.store.transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM attachment_uploads WHERE sha256 = ? AND state != ?", [sha256, BlobState.UPLOADED]
+            )
+        if cursor.rowcount:
+            self._path(sha256).unlink(missing_ok=True)
+            log.warning("attachment discarded before upload: sha256=%s", sha256)
+
     # -- holding events ------------------------------------------------------------
 
     def sendable(self, limit: int) -> list[OutboxEntry]:

@@ -180,6 +180,34 @@ def test_failed_blob_not_retried_until_asked(blob_demo_server, tablets):
     assert after_retry.state == BlobState.PENDING
 
 
+def test_discarded_blob_releases_its_order(blob_demo_server, tablets):
+    tablet = tablets.open()
+    tablet.record(ORDER, "accepted")
+    attachment = record_attachment(tablet, ORDER, os.urandom(SERVER_MAX_BLOB_BYTES + 1), content_type="video/mp4")
+    tablet.record(ORDER, "note_added", {"text": "video too large, described in words instead"})
+    tablet.sync()
+    sha256 = attachment.event.payload["sha256"]
+
+    tablet.attachments.discard(sha256)
+    tablet.sync()
+
+    assert tablet.attachments.get(sha256) is None
+    assert not (tablet.attachments.folder / sha256).exists()
+    assert tablet.pending_count() == 0
+    assert event_types(blob_demo_server, ORDER)[-2:] == ["attachment_added", "note_added"]
+    assert download(blob_demo_server, sha256).status_code == 404
+
+
+def test_discard_keeps_uploaded_blob(tablets):
+    tablet = tablets.open()
+    blob = tablet.attachments.add(b"already sent", kind="photo", content_type="image/jpeg")
+    tablet.attachments.upload_due()
+
+    tablet.attachments.discard(blob.sha256)
+
+    assert tablet.attachments.get(blob.sha256).state == BlobState.UPLOADED
+
+
 # -- resumable uploads ----------------------------------------------------------------
 
 
