@@ -216,7 +216,7 @@ class AttachmentQueue:
             entries = self.store.pending(limit=limit + held_count)
         return [entry for entry in entries if not _is_held(entry, held)][:limit]
 
-    def held(self) -> list[OutboxEntry]:
+    def held_events(self) -> list[OutboxEntry]:
         """Return the pending events that wait for a blob upload, in recording order."""
         with self.store.transaction():
             held = self._held_orders()

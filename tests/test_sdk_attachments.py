@@ -104,7 +104,7 @@ def test_failing_blob_holds_only_its_order(blob_demo_server, tablets):
     assert event_types(blob_demo_server, ORDER)[-1] == "accepted"
     assert report.accepted == 3
     assert [entry.event.type for entry in tablet.pending()] == ["attachment_added", "note_added"]
-    assert [entry.event.type for entry in tablet.attachments.held()] == ["attachment_added", "note_added"]
+    assert [entry.event.type for entry in tablet.attachments.held_events()] == ["attachment_added", "note_added"]
     assert blob.state == BlobState.PENDING
     assert blob.attempts == 1
     assert "ServerUnreachable" in blob.last_error
@@ -125,7 +125,7 @@ def test_held_events_do_not_fill_batches(blob_demo_server, tablets):
 
     assert event_types(blob_demo_server, OTHER_ORDER)[-3:] == ["accepted", "travel_started", "arrived"]
     assert tablet.pending_count() == 6
-    assert len(tablet.attachments.held()) == 6
+    assert len(tablet.attachments.held_events()) == 6
 
 
 def test_failing_blob_sent_after_recovery(blob_demo_server, tablets):
