@@ -237,16 +237,15 @@ def test_upload_restarts_after_wrong_hash(clients):
     assert response.json()["complete"] is True
 
 
-def test_oversize_declaration_rejected(clients):
+@pytest.mark.parametrize("size", [MAX_BLOB_BYTES + 1, 2**70])
+def test_oversize_declaration_rejected(clients, size):
     http = clients("dispatcher", "d-1")
 
-    response = http.post(
-        "/v1/blobs", json={"sha256": "a" * 64, "size_bytes": MAX_BLOB_BYTES + 1, "content_type": "video/mp4"}
-    )
+    response = http.post("/v1/blobs", json={"sha256": "a" * 64, "size_bytes": size, "content_type": "video/mp4"})
 
     assert response.status_code == 413
     assert response.json()["field"] == "$.size_bytes"
-    assert response.json()["value"] == MAX_BLOB_BYTES + 1
+    assert response.json()["value"] == size
     assert response.json()["limit"] == MAX_BLOB_BYTES
 
 
@@ -371,6 +370,12 @@ def test_plain_octet_stream_chunk_accepted(clients):
         ({"sha256": "a" * 64, "size_bytes": 1, "content_type": "a/" + "b" * 200}, "$.content_type"),
         ({"sha256": "a" * 64, "size_bytes": 1}, "$.content_type"),
         ({"sha256": "a" * 64, "size_bytes": 1, "content_type": "image/png", "owner": "e-9"}, "$.owner"),
+        ({"sha256": "a" * 64, "size_bytes": True, "content_type": "image/png"}, "$.size_bytes"),
+        ({"sha256": "a" * 64, "size_bytes": None, "content_type": "image/png"}, "$.size_bytes"),
+        ({"sha256": "a" * 64, "size_bytes": 1.5, "content_type": "image/png"}, "$.size_bytes"),
+        ({"sha256": "a" * 64, "size_bytes": 1, "content_type": "image/pngé"}, "$.content_type"),
+        ({"sha256": "a" * 63 + "\u0000", "size_bytes": 1, "content_type": "image/png"}, "$.sha256"),
+        ({"sha256": ["a" * 64], "size_bytes": 1, "content_type": "image/png"}, "$.sha256"),
     ],
 )
 def test_invalid_declaration_rejected(clients, body, field):
@@ -382,7 +387,7 @@ def test_invalid_declaration_rejected(clients, body, field):
     assert response.json()["field"] == field
 
 
-@pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]"])
+@pytest.mark.parametrize("raw", [b"", b"not json", b"[1, 2]", b'{"sha256": "' + b"a" * 64 + b'", "size_bytes": 1e400}', b"\xff\xfe"])
 def test_malformed_declaration_rejected(clients, raw):
     http = clients("dispatcher", "d-1")
 
@@ -425,7 +430,7 @@ def test_chunk_for_undeclared_blob_not_found(clients):
     assert "POST /v1/blobs" in response.json()["message"]
 
 
-@pytest.mark.parametrize("sha", ["abc", "C" * 64, "g" * 64, "a" * 65])
+@pytest.mark.parametrize("sha", ["abc", "C" * 64, "g" * 64, "a" * 65, "a" * 63 + "%00", "a" * 63 + "%C3%A9"])
 def test_invalid_hash_in_path_rejected(clients, sha):
     http = clients("dispatcher", "d-1")
 
