@@ -7,7 +7,8 @@ work order, which keeps the order's events in sequence. Events of other
 orders are sent as usual, so a large or failing blob delays only its own order.
 
 Each blob is copied into a folder next to the SQLite file when it is added,
-so the app may delete its own file at once.
+so the app may delete its own file at once. The copy is deleted once the
+server has stored the blob.
 """
 
 from __future__ import annotations
@@ -150,7 +151,10 @@ class AttachmentQueue:
             )
         blob = self.get(sha256)
         assert blob is not None
-        log.info("attachment queued: sha256=%s size_bytes=%d kind=%s", sha256, size, kind_value)
+        if blob.state == BlobState.UPLOADED:
+            # The server has this content already, so the new copy is not needed.
+            target.unlink(missing_ok=True)
+        log.info("attachment queued: sha256=%s size_bytes=%d kind=%s state=%s", sha256, size, kind_value, blob.state)
         return blob
 
     def _path(self, sha256: str) -> Path:
@@ -310,6 +314,8 @@ class AttachmentQueue:
                 " uploaded_at = ? WHERE sha256 = ?",
                 [BlobState.UPLOADED, _now_iso(), blob.sha256],
             )
+        # The server has the blob now, so the local copy only took space on the device.
+        self._path(blob.sha256).unlink(missing_ok=True)
         log.info("attachment uploaded: sha256=%s size_bytes=%d (correlation_id=%s)", blob.sha256, blob.size_bytes, correlation_id)
 
     def _record_progress(self, sha256: str, offset: int) -> None:

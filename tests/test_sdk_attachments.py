@@ -335,6 +335,21 @@ def test_same_content_queued_once(tablets, tmp_path):
     assert tablet.attachments.upload_due().uploaded == 1
 
 
+def test_local_copy_removed_after_upload(tablets):
+    tablet = tablets.open()
+    blob = tablet.attachments.add(b"photo on a full tablet", kind="photo", content_type="image/jpeg")
+    copy = tablet.attachments.folder / blob.sha256
+    queued_copy_exists = copy.exists()
+
+    tablet.attachments.upload_due()
+    again = tablet.attachments.add(b"photo on a full tablet", kind="photo", content_type="image/jpeg")
+
+    assert queued_copy_exists
+    assert not copy.exists()
+    assert again.state == BlobState.UPLOADED
+    assert list(tablet.attachments.folder.iterdir()) == []
+
+
 def test_unknown_kind_rejected(tablets):
     tablet = tablets.open()
 
