@@ -212,20 +212,20 @@ class AttachmentQueue:
         # The store's lock keeps this process's record() out between the two reads,
         # so an attachment event recorded meanwhile cannot slip through unheld.
         with self.store.transaction():
-            held = self._held_orders()
-            if not held:
+            held_orders = self._held_orders()
+            if not held_orders:
                 return self.store.pending(limit=limit)
             # Reading the held events too guarantees `limit` free ones when that many exist.
-            held_count = sum(count for _, count in held.values())
+            held_count = sum(count for _, count in held_orders.values())
             entries = self.store.pending(limit=limit + held_count)
-        return [entry for entry in entries if not _is_held(entry, held)][:limit]
+        return [entry for entry in entries if not _is_held(entry, held_orders)][:limit]
 
     def held_events(self) -> list[OutboxEntry]:
         """Return the pending events that wait for a blob upload, in recording order."""
         with self.store.transaction():
-            held = self._held_orders()
-            entries = self.store.pending() if held else []
-        return [entry for entry in entries if _is_held(entry, held)]
+            held_orders = self._held_orders()
+            entries = self.store.pending() if held_orders else []
+        return [entry for entry in entries if _is_held(entry, held_orders)]
 
     def _held_orders(self) -> dict[str, tuple[int, int]]:
         """Map each order with a held event to the outbox sequence of its first held event and its held count."""
@@ -353,8 +353,8 @@ def _worth_retrying(exc: RequestRejected) -> bool:
     return (exc.status_code == 409 and reason == "offset_mismatch") or reason == "hash_mismatch"
 
 
-def _is_held(entry: OutboxEntry, held: dict[str, tuple[int, int]]) -> bool:
-    first_held = held.get(entry.event.work_order_id)
+def _is_held(entry: OutboxEntry, held_orders: dict[str, tuple[int, int]]) -> bool:
+    first_held = held_orders.get(entry.event.work_order_id)
     return first_held is not None and entry.sequence >= first_held[0]
 
 
