@@ -181,6 +181,27 @@ def test_declare_stored_blob_reports_complete(clients):
     assert again.json()["offset"] == len(content)
 
 
+def test_two_devices_share_one_upload(clients):
+    first = engineer(clients)
+    second = engineer(clients, OTHER_ENGINEER)
+    content = os.urandom(30_000)
+    sha256 = hashlib.sha256(content).hexdigest()
+    declare(first, content)
+    send_chunk(first, sha256, 0, content[:10_000])
+
+    joined = declare(second, content)
+    finished = send_chunk(second, sha256, 10_000, content[10_000:])
+    late = send_chunk(first, sha256, 10_000, content[10_000:20_000])
+
+    assert joined.json()["offset"] == 10_000
+    assert finished.json()["complete"] is True
+    assert late.status_code == 200
+    assert late.json()["complete"] is True
+    # Only the subject that sent the last chunk counts as the uploader.
+    assert second.get(f"/v1/blobs/{sha256}").content == content
+    assert first.get(f"/v1/blobs/{sha256}").status_code == 403
+
+
 def test_chunk_after_completion_changes_nothing(clients):
     http = clients("dispatcher", "d-1")
     content = b"lost response"
