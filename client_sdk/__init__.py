@@ -1,6 +1,7 @@
 """Client SDK: a durable offline outbox and local read model that sync with the server."""
 
 from .background import SyncLoop
+from .attachments import AttachmentQueue, BlobState, QueuedBlob, UploadReport, record_attachment, record_signature
 from .client import SyncClient, SyncReport, engineer_actor
 from .errors import RequestRejected, ResetRequired, ServerUnreachable, SyncError, UpgradeRequired
 from .status import Activity, EventState, Rollback, SyncStatus
@@ -13,6 +14,12 @@ __all__ = [
     "Activity",
     "EventState",
     "LocalRejection",
+    "AttachmentQueue",
+    "BlobState",
+    "QueuedBlob",
+    "UploadReport",
+    "record_attachment",
+    "record_signature",
     "OutboxEntry",
     "RequestRejected",
     "ResetRequired",

@@ -29,6 +29,7 @@ from shared_schema import (
 from shared_schema.protocol import SyncSignal
 
 from . import testpoints, version
+from .attachments import AttachmentQueue
 from .errors import RequestRejected, ResetRequired, ServerUnreachable, SyncError, UpgradeRequired
 from .locking import FileSyncLock
 from .status import Activity, EventState, Rollback, SyncStatus
@@ -127,6 +128,8 @@ class SyncClient:
         # The transport checks base_url and the retry options before the file is opened.
         self.transport = Transport(base_url, provider, **transport_options)
         self.store = LocalStore(path)
+        # Blobs have their own upload queue; events that reference one wait for it (client_sdk/attachments.py).
+        self.attachments = AttachmentQueue(self.store, self.transport)
         self._decision_listeners: list[DecisionListener] = []
         self._rollback_listeners: list[RollbackListener] = []
         self._status_listeners: list[StatusListener] = []
@@ -359,13 +362,13 @@ class SyncClient:
             rejected_locally = 0
             try:
                 try:
-                    decisions, rejected_locally = self._push_all(correlation_id, rollbacks)
+                    decisions, rejected_locally = self._push_with_blobs(correlation_id, rollbacks)
                     pulled = self._pull_all(correlation_id)
                 except ResetRequired as signal:
                     # After a reset the cursor is 0, and the server never signals a reset for cursor 0.
                     self._reset(signal, correlation_id)
                     reset = True
-                    more, more_rejected = self._push_all(correlation_id, rollbacks)
+                    more, more_rejected = self._push_with_blobs(correlation_id, rollbacks)
                     decisions += more
                     rejected_locally += more_rejected
                     pulled = self._pull_all(correlation_id)
@@ -464,13 +467,24 @@ class SyncClient:
         )
         return UpgradeRequired(exc.message)
 
+    def _push_with_blobs(
+        self, correlation_id: str, rollbacks: list[OutboxEntry]
+    ) -> tuple[list[EventDecision], int]:
+        """Push what is free to go, upload due blobs, then push the events those blobs released."""
+        decisions, rejected_locally = self._push_all(correlation_id, rollbacks)
+        if self.attachments.upload_due(correlation_id).uploaded:
+            more, more_rejected = self._push_all(correlation_id, rollbacks)
+            decisions += more
+            rejected_locally += more_rejected
+        return decisions, rejected_locally
+
     def _push_all(self, correlation_id: str, rollbacks: list[OutboxEntry]) -> tuple[list[EventDecision], int]:
         decisions: list[EventDecision] = []
         rejected_locally = 0
         while True:
             # Only events pending when the batch is read are sent; one recorded
             # during the request stays pending for the next batch.
-            batch = self.store.pending(limit=self.batch_size)
+            batch = self.attachments.sendable(self.batch_size)
             if not batch:
                 return decisions, rejected_locally
             testpoints.reach(testpoints.BEFORE_SEND)

@@ -47,6 +47,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX outbox_work_order ON outbox (work_order_id, sequence)",
         ),
     ),
+    Migration(
+        3,
+        "attachment upload queue",
+        (
+            "CREATE TABLE attachment_uploads ("
+            " sha256 TEXT PRIMARY KEY,"
+            " kind TEXT NOT NULL,"
+            " content_type TEXT NOT NULL,"
+            " size_bytes INTEGER NOT NULL,"
+            " state TEXT NOT NULL,"
+            " uploaded_bytes INTEGER NOT NULL DEFAULT 0,"
+            " attempts INTEGER NOT NULL DEFAULT 0,"
+            " last_error TEXT,"
+            " next_attempt_at REAL NOT NULL DEFAULT 0,"
+            " added_at TEXT NOT NULL,"
+            " uploaded_at TEXT)",
+            "CREATE INDEX attachment_uploads_state ON attachment_uploads (state, next_attempt_at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

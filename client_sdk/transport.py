@@ -115,6 +115,13 @@ class Transport:
         response = self._send("GET", "/v1/sync/changes", correlation_id, params={"since": since, "limit": limit})
         return _decode_body(response, _decode_changes)
 
+    def send(self, method: str, path: str, correlation_id: str, **kwargs: Any) -> httpx.Response:
+        """Send one request with the retries, token refresh and error classes of push and pull.
+
+        `headers` in `kwargs` are added to the SDK's own and win over them.
+        """
+        return self._send(method, path, correlation_id, **kwargs)
+
     def _send(self, method: str, path: str, correlation_id: str, **kwargs: Any) -> httpx.Response:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_is_transient),
@@ -175,6 +182,7 @@ class Transport:
             headers.update(extra_headers)
         if "content" in kwargs:
             headers["Content-Type"] = "application/json"
+        headers.update(kwargs.pop("headers", None) or {})
         # An absolute URL, so a caller's httpx.Client works with or without its own base_url.
         return self._http.request(method, self._base_url + path, headers=headers, **kwargs)
 

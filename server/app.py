@@ -21,6 +21,7 @@ from .api.protocol import check_protocol_version
 from .api.queries import get_changes, get_timeline, get_work_order, list_work_orders
 from .api.reset import HeadCache
 from .api.audit import list_audit
+from .api import blobs as blobs_api
 from .api.board import get_engineer_board
 from .api.kpi import get_kpi
 from .kpi_projection.projector import KpiProjector
@@ -35,6 +36,8 @@ from .config import Settings, redact_url
 from .logging import request_log_middleware
 from .sla.clock_job import SlaClockJob
 from .store import create_store
+from .store.blob_index import blob_index_for
+from .blobs import BlobStoreError, BlobUploads, create_blob_store
 
 log = structlog.get_logger("csdp.server")
 
@@ -66,6 +69,9 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
     """Build the app; `kpi_projector=False` leaves the KPI projector off, so `GET /v1/kpi` reports its lag."""
     settings.validate()
     store = create_store(settings)
+    blob_store = create_blob_store(settings)
+    blob_index = blob_index_for(store)
+    blob_uploads = BlobUploads(settings.blob_staging_dir, blob_store, blob_index)
     projector = KpiProjector(store) if kpi_projector else None
     verifier = TokenVerifier(settings)
     denied_requests = DeniedRequestRecorder(store)
@@ -74,10 +80,18 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await store.open()
+        try:
+            await blob_store.open()
+            await blob_uploads.open()
+        except (BlobStoreError, OSError) as exc:
+            log.error("blob_store_unavailable", store=blob_store.description, error=str(exc))
+            await store.close()
+            raise
         denied_requests.start()
         log.info(
             "server_started",
             database=store.description,
+            blob_store=blob_store.description,
             dev_auth=settings.dev_auth_enabled,
             jwks_url=redact_url(settings.jwks_url, hide_bare_user=True) or None,
             algorithms=verifier.accepted_algorithms,
@@ -96,6 +110,7 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
             if projector is not None:
                 await projector.stop()
             await denied_requests.stop()
+            await blob_store.close()
             await store.close()
             log.info("server_stopped")
 
@@ -110,6 +125,7 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
             get_kpi,
             get_engineer_board,
             *catalog_api.ROUTES,
+            *blobs_api.ROUTES,
             list_reviews,
             get_work_order_sla,
             list_at_risk,
@@ -139,5 +155,7 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
     app.state.denied_requests = denied_requests
     app.state.kpi_projector = projector
     app.state.head_cache = HeadCache()
+    app.state.blob_index = blob_index
+    app.state.blob_uploads = blob_uploads
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     return app

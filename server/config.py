@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import urllib.parse
 from pathlib import Path
 
@@ -83,6 +84,33 @@ class Settings:
     rate_limit_burst: int = 200
     """Requests a subject may send at once before the per-minute rate applies (`CSDP_RATE_LIMIT_BURST`)."""
 
+    blob_backend: str = "local"
+    """Backend of the attachment blob store: `local` (a folder) or `s3` (`CSDP_BLOB_BACKEND`)."""
+
+    blob_dir: Path | None = None
+    """Folder of the local blob store (`CSDP_BLOB_DIR`). None means `<var_dir>/blobs`."""
+
+    blob_max_bytes: int = 100 * 1024 * 1024
+    """Largest blob in bytes that an upload may declare (`CSDP_BLOB_MAX_BYTES`)."""
+
+    blob_s3_bucket: str = ""
+    """Bucket of the S3 blob store (`CSDP_BLOB_S3_BUCKET`), which must exist before the server starts."""
+
+    blob_s3_endpoint_url: str = ""
+    """S3 endpoint of a service such as SeaweedFS or MinIO (`CSDP_BLOB_S3_ENDPOINT_URL`). Empty means AWS."""
+
+    blob_s3_region: str = "us-east-1"
+    """Region used to sign S3 requests (`CSDP_BLOB_S3_REGION`)."""
+
+    blob_s3_prefix: str = "blobs/"
+    """Key prefix of blobs inside the bucket (`CSDP_BLOB_S3_PREFIX`)."""
+
+    blob_s3_access_key_id: str = ""
+    """S3 access key id (`CSDP_BLOB_S3_ACCESS_KEY_ID`). Empty means boto3's default credential chain."""
+
+    blob_s3_secret_access_key: str = dataclasses.field(default="", repr=False)
+    """S3 secret key (`CSDP_BLOB_S3_SECRET_ACCESS_KEY`), required together with the access key id."""
+
     @property
     def identity_provider_configured(self) -> bool:
         return bool(self.jwks_url or self.jwt_public_key_file)
@@ -123,6 +151,15 @@ class Settings:
     @property
     def dev_key_path(self) -> Path:
         return self.var_dir / "dev-jwt-key"
+
+    @property
+    def effective_blob_dir(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else self.var_dir / "blobs"
+
+    @property
+    def blob_staging_dir(self) -> Path:
+        """Folder of partial uploads, on the server's local disk whatever the blob backend."""
+        return self.var_dir / "blob-uploads"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -168,6 +205,7 @@ class Settings:
             values["rate_limit_per_minute"] = _non_negative_int(env, "CSDP_RATE_LIMIT_PER_MINUTE")
         if "CSDP_RATE_LIMIT_BURST" in env:
             values["rate_limit_burst"] = _positive_int(env, "CSDP_RATE_LIMIT_BURST")
+        values.update(_blob_values(env))
         values.update({key: value for key, value in overrides.items() if value is not None})
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
@@ -207,11 +245,84 @@ class Settings:
             if not path or any(not part for part in path.split(".")):
                 raise ConfigError(f"{name}={path!r} is invalid: expected a claim name or a dotted path such as realm_access.roles")
 
+        self._validate_blob_store()
+
         if not self.dev_auth_enabled and not self.identity_provider_configured:
             raise ConfigError(
                 "CSDP_DEV_AUTH is false and no identity provider is configured, so no token could be verified; "
                 "set CSDP_JWKS_URL or CSDP_JWT_PUBLIC_KEY_FILE"
             )
+
+
+    def _validate_blob_store(self) -> None:
+        if self.blob_backend not in BLOB_BACKENDS:
+            raise ConfigError(f"CSDP_BLOB_BACKEND={self.blob_backend!r} is invalid: expected one of {', '.join(BLOB_BACKENDS)}")
+        if self.blob_max_bytes < 1:
+            raise ConfigError(f"CSDP_BLOB_MAX_BYTES={self.blob_max_bytes!r} is invalid: expected a whole number greater than 0")
+        s3_settings = {
+            "CSDP_BLOB_S3_BUCKET": self.blob_s3_bucket,
+            "CSDP_BLOB_S3_ENDPOINT_URL": self.blob_s3_endpoint_url,
+            "CSDP_BLOB_S3_ACCESS_KEY_ID": self.blob_s3_access_key_id,
+            "CSDP_BLOB_S3_SECRET_ACCESS_KEY": self.blob_s3_secret_access_key,
+        }
+        if self.blob_backend == "local":
+            stray = [name for name, value in s3_settings.items() if value]
+            if stray:
+                verb = "is" if len(stray) == 1 else "are"
+                raise ConfigError(
+                    f"{', '.join(stray)} {verb} set but CSDP_BLOB_BACKEND is local; set CSDP_BLOB_BACKEND=s3 or remove them"
+                )
+            return
+        if self.blob_dir is not None:
+            raise ConfigError("CSDP_BLOB_DIR is set but CSDP_BLOB_BACKEND is s3; remove one of them")
+        if not self.blob_s3_bucket:
+            raise ConfigError("CSDP_BLOB_S3_BUCKET is not set; the s3 blob backend needs the name of an existing bucket")
+        if not _BUCKET_NAME.fullmatch(self.blob_s3_bucket):
+            raise ConfigError(
+                f"CSDP_BLOB_S3_BUCKET={self.blob_s3_bucket!r} is invalid: expected 3 to 63 lowercase letters, "
+                "digits, dots or hyphens, starting and ending with a letter or digit"
+            )
+        if self.blob_s3_endpoint_url:
+            _check_http_url("CSDP_BLOB_S3_ENDPOINT_URL", self.blob_s3_endpoint_url)
+        if bool(self.blob_s3_access_key_id) != bool(self.blob_s3_secret_access_key):
+            raise ConfigError(
+                "CSDP_BLOB_S3_ACCESS_KEY_ID and CSDP_BLOB_S3_SECRET_ACCESS_KEY must be set together, "
+                "or both left empty to use boto3's default credential chain"
+            )
+        if not self.blob_s3_region or not _REGION_NAME.fullmatch(self.blob_s3_region):
+            raise ConfigError(f"CSDP_BLOB_S3_REGION={self.blob_s3_region!r} is invalid: expected a region such as eu-central-1")
+        if self.blob_s3_prefix.startswith("/") or "\x00" in self.blob_s3_prefix or len(self.blob_s3_prefix) > 200:
+            raise ConfigError(
+                f"CSDP_BLOB_S3_PREFIX={self.blob_s3_prefix!r} is invalid: expected at most 200 characters, "
+                "not starting with /"
+            )
+
+
+BLOB_BACKENDS = ("local", "s3")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION_NAME = re.compile(r"[a-z0-9-]{1,40}")
+
+
+def _blob_values(env: dict[str, str] | os._Environ[str]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    if "CSDP_BLOB_BACKEND" in env:
+        values["blob_backend"] = env["CSDP_BLOB_BACKEND"].strip().lower()
+    if env.get("CSDP_BLOB_DIR"):
+        values["blob_dir"] = Path(env["CSDP_BLOB_DIR"])
+    if "CSDP_BLOB_MAX_BYTES" in env:
+        values["blob_max_bytes"] = _positive_int(env, "CSDP_BLOB_MAX_BYTES")
+    for name, field in (
+        ("CSDP_BLOB_S3_BUCKET", "blob_s3_bucket"),
+        ("CSDP_BLOB_S3_ENDPOINT_URL", "blob_s3_endpoint_url"),
+        ("CSDP_BLOB_S3_REGION", "blob_s3_region"),
+        ("CSDP_BLOB_S3_ACCESS_KEY_ID", "blob_s3_access_key_id"),
+        ("CSDP_BLOB_S3_SECRET_ACCESS_KEY", "blob_s3_secret_access_key"),
+    ):
+        if name in env:
+            values[field] = env[name].strip()
+    if "CSDP_BLOB_S3_PREFIX" in env:
+        values["blob_s3_prefix"] = env["CSDP_BLOB_S3_PREFIX"]
+    return values
 
 
 # Time settings with their variables and upper bounds in seconds. The bounds

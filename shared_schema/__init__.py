@@ -3,6 +3,7 @@
 Pure code on msgspec alone: no clock, no I/O, no logging.
 """
 
+from .blobs import BlobUploadRequest, BlobUploadStatus
 from .decision import Actor, Arbitration, clamp_effective_time, decide
 from .messages import ChangesPage, DecisionBatch, EventBatch, EventDecision, TimelineEntry, WorkOrderPage
 from .envelope import (
@@ -24,6 +25,8 @@ from .transitions import FIELD_WORK_TYPES, SERVER_ORIGIN_TYPES, TRANSITION_INDEX
 from .work_order import WorkOrderState, apply_event
 
 __all__ = [
+    "BlobUploadRequest",
+    "BlobUploadStatus",
     "ChangesPage",
     "DecisionBatch",
     "EventBatch",

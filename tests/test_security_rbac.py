@@ -6,6 +6,7 @@ check every cell over HTTP and check that the document states what the code does
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,9 @@ from shared_schema.transitions import ROLES_BY_EVENT_TYPE
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "security.md"
 ENGINEER = "e-1"
+# A blob that engineer e-1 uploads when the module's server starts, so every role may read it.
+BLOB = b"rbac photo"
+BLOB_SHA256 = hashlib.sha256(BLOB).hexdigest()
 
 # A request per protected endpoint that succeeds for a role the table allows.
 ENDPOINT_CALLS = {
@@ -46,6 +50,10 @@ ENDPOINT_CALLS = {
     "reviews.list": ("GET", "/v1/reviews"),
     "sla.get": ("GET", "/v1/work-orders/wo-1/sla"),
     "sla.at_risk": ("GET", "/v1/sla/at-risk"),
+    "blobs.create": ("POST", "/v1/blobs"),
+    "blobs.upload_status": ("GET", f"/v1/blobs/{BLOB_SHA256}/upload"),
+    "blobs.upload_chunk": ("PATCH", f"/v1/blobs/{BLOB_SHA256}/upload"),
+    "blobs.get": ("GET", f"/v1/blobs/{BLOB_SHA256}"),
 }
 PUBLIC_CALLS = {"health": "/health", "ready": "/ready", "schema.transitions": "/v1/schema/transitions"}
 
@@ -64,6 +72,12 @@ def rbac_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     with as_role(live, Role.ADMIN) as admin:
         post_catalog(admin, [site("site-stuttgart"), asset("cnc-101", "site-stuttgart"), snapshot("cnc-101", "2020-01-01T00:00:00Z")])
         post_batch(admin, [created("wo-1"), assigned("wo-1", ENGINEER)])
+    with as_role(live, Role.ENGINEER) as engineer:
+        declared = engineer.post("/v1/blobs", json={"sha256": BLOB_SHA256, "size_bytes": len(BLOB), "content_type": "image/jpeg"})
+        assert declared.status_code == 200, declared.text
+        headers = {"Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+        sent = engineer.patch(f"/v1/blobs/{BLOB_SHA256}/upload", content=BLOB, headers=headers)
+        assert sent.json()["complete"] is True, sent.text
     yield live
     stop_server(server, thread)
 
@@ -104,13 +118,24 @@ def test_public_endpoint_needs_no_token(rbac_server, name):
 def test_endpoint_cell(rbac_server, name, role):
     method, path = ENDPOINT_CALLS[name]
     body = None
-    if name == "events.post":
+    content = None
+    headers = {}
+    if name == "blobs.create":
+        body = {"sha256": BLOB_SHA256, "size_bytes": len(BLOB), "content_type": "image/jpeg"}
+    elif name == "blobs.upload_chunk":
+        # The blob is stored already, so an empty chunk at its end changes nothing and returns 200.
+        content = b""
+        headers = {"Content-Type": "application/offset+octet-stream", "Upload-Offset": str(len(BLOB))}
+    elif name == "events.post":
         body = {"events": [event("wo-1", "note_added", 2, {"text": "called the customer"})]}
     elif name == "catalog.post":
         body = {"commands": [site(f"site-{role.value}")]}
 
     with as_role(rbac_server, role) as http:
-        response = http.request(method, path, json=body)
+        if content is not None:
+            response = http.request(method, path, content=content, headers=headers)
+        else:
+            response = http.request(method, path, json=body)
 
     if role in ENDPOINT_ROLES[name]:
         assert response.status_code == 200, response.text

@@ -223,7 +223,10 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
         # Litestar raises this while reading a body over `request_max_body_size`.
         error = PayloadTooLarge.error
         extra["limit"] = request.app.state.settings.max_body_bytes
-        message = f"the request body is larger than the limit of {extra['limit']} bytes; split the batch"
+        message = (
+            f"the request body is larger than the limit of {extra['limit']} bytes; "
+            "split the batch, or send a blob in smaller chunks"
+        )
     else:
         error = "http_error"
     body: dict[str, Any] = {"error": error, "message": message, **extra}

@@ -12,6 +12,8 @@ from typing import Any
 import msgspec
 
 from shared_schema import (
+    BlobUploadRequest,
+    BlobUploadStatus,
     EVENT_PAYLOADS,
     LEGACY_SCHEMA_VERSION,
     SCHEMA_VERSION,
@@ -70,6 +72,8 @@ SCHEMA_TYPES: dict[str, Any] = {
     "Actor": Actor,
     "HeldReview": HeldReview,
     "Transition": Transition,
+    "BlobUploadRequest": BlobUploadRequest,
+    "BlobUploadStatus": BlobUploadStatus,
     "DecisionVector": DecisionVector,
     "IdempotencyVector": IdempotencyVector,
     "EffectiveTimeVector": EffectiveTimeVector,

@@ -48,6 +48,11 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
     "reviews.list": OFFICE_ROLES,
     "sla.get": ALL_ROLES,
     "sla.at_risk": OFFICE_ROLES,
+    "blobs.create": ALL_ROLES,
+    "blobs.upload_status": ALL_ROLES,
+    "blobs.upload_chunk": ALL_ROLES,
+    # Engineers download only blobs they uploaded or that their orders reference (server/api/blobs.py).
+    "blobs.get": ALL_ROLES,
 }
 
 # Routes whose calls count against the subject's rate limit.
