@@ -77,6 +77,7 @@ class LocalStore:
         connection.execute("PRAGMA synchronous = FULL")
         self._connection = connection
         self._lock = threading.RLock()
+        self._transaction_depth = 0
         # Commits through this object; PRAGMA data_version counts those of other connections.
         self.write_count = 0
         try:
@@ -87,13 +88,25 @@ class LocalStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """Run the block in one BEGIN IMMEDIATE transaction; a nested call joins the outer one."""
         with self._lock:
+            # The lock is reentrant, so only the thread that opened the transaction gets here while it is open.
+            if self._transaction_depth:
+                self._transaction_depth += 1
+                try:
+                    yield self.db
+                finally:
+                    self._transaction_depth -= 1
+                return
             self._connection.execute("BEGIN IMMEDIATE")
+            self._transaction_depth = 1
             try:
                 yield self.db
             except BaseException:
+                self._transaction_depth = 0
                 self._connection.execute("ROLLBACK")
                 raise
+            self._transaction_depth = 0
             self._connection.execute("COMMIT")
             self.write_count += 1
 
