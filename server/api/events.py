@@ -161,6 +161,10 @@ async def post_events(request: Request, actor: CurrentActor) -> DecisionBatch:
         dt.timedelta(seconds=settings.clock_skew_tolerance_seconds),
     )
 
+    positions = [decision.global_position for decision in decisions if decision.global_position is not None]
+    if positions:
+        request.app.state.live_hub.announce(max(positions))
+
     summary: dict[str, int] = {}
     for decision in decisions:
         key = f"{decision.status.value}:{decision.reason_code.value}" + (":replay" if decision.replay else "")
