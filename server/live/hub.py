@@ -7,9 +7,9 @@ notification from another process on PostgreSQL) and at least every
 query per read serves every subscriber of the process.
 
 Each subscriber has a bounded mailbox. The hub never waits for a subscriber:
-when a mailbox is full, the subscriber is dropped and told to resume from the
-last position it was sent, so a slow reader cannot hold back ingestion or the
-other subscribers.
+when too many changes wait in a mailbox, the subscriber is dropped and told
+to resume from the last position it was sent, so a slow reader cannot hold
+back ingestion or the other subscribers.
 """
 
 from __future__ import annotations
@@ -73,18 +73,15 @@ class Subscriber:
         self.signal = asyncio.Event()
         self.closed_reason: str | None = None
 
-    def offer(self, row: LiveRow, cache: dict[bool, str]) -> bool:
-        """Queue `row` when the filter passes it; return False when the mailbox is full."""
+    def offer(self, row: LiveRow, cache: dict[bool, str]) -> None:
+        """Queue `row` when the filter passes it."""
         if row.position <= self.cursor:
-            return True
+            return
         data = self.filter.message(row, cache)
         if data is not None:
-            if len(self.mailbox) >= self.buffer_size:
-                return False
             self.mailbox.append(Change(row.position, data))
             self.signal.set()
         self.cursor = row.position
-        return True
 
     def close(self, reason: str) -> None:
         if self.closed_reason is None:
@@ -177,23 +174,25 @@ class LiveHub:
                 self._wake.set()
 
     def _fan_out(self, rows: list[LiveRow]) -> None:
-        dropped: list[Subscriber] = []
-        for row in rows:
-            cache: dict[bool, str] = {}
-            for subscriber in self._subscribers.values():
-                if subscriber.closed_reason is None and not subscriber.offer(row, cache):
-                    subscriber.close(SLOW_CONSUMER)
-                    dropped.append(subscriber)
-        self.head = rows[-1].position
-        for subscriber in dropped:
+        # A subscriber is too slow when `buffer_size` changes still wait for it
+        # as new ones arrive. The check comes before the new rows, so one read
+        # of up to PAGE_SIZE rows (one large batch) never drops a reader that
+        # keeps up; a mailbox holds at most buffer_size - 1 + PAGE_SIZE changes.
+        for subscriber in [s for s in self._subscribers.values() if len(s.mailbox) >= s.buffer_size]:
+            subscriber.close(SLOW_CONSUMER)
             self._subscribers.pop(subscriber.id, None)
             log.warning(
                 "live_subscriber_dropped",
                 subscriber_id=subscriber.id,
                 reason=SLOW_CONSUMER,
-                buffer_size=subscriber.buffer_size,
-                resume_from=subscriber.mailbox[-1].position if subscriber.mailbox else subscriber.sent,
+                waiting=len(subscriber.mailbox),
+                resume_from=subscriber.mailbox[-1].position,
             )
+        for row in rows:
+            cache: dict[bool, str] = {}
+            for subscriber in self._subscribers.values():
+                subscriber.offer(row, cache)
+        self.head = rows[-1].position
 
     # -- subscribers ---------------------------------------------------------
 

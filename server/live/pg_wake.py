@@ -15,6 +15,7 @@ nobody listened are gone.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
 import asyncpg
@@ -28,6 +29,8 @@ CHANNEL = "csdp_live"
 
 _CONNECTION_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 MAX_RECONNECT_DELAY_SECONDS = 5.0
+# Names the listening connection in pg_stat_activity, with the server's process id.
+APPLICATION_NAME_PREFIX = "csdp-live-listener-"
 QUERY_TIMEOUT_SECONDS = 5.0
 
 
@@ -68,7 +71,11 @@ class PostgresWakeListener:
         delay = 0.1
         while True:
             try:
-                connection = await asyncpg.connect(self._dsn, timeout=QUERY_TIMEOUT_SECONDS)
+                connection = await asyncpg.connect(
+                    self._dsn,
+                    timeout=QUERY_TIMEOUT_SECONDS,
+                    server_settings={"application_name": f"{APPLICATION_NAME_PREFIX}{os.getpid()}"},
+                )
             except _CONNECTION_ERRORS as exc:
                 log.warning("live_listener_connect_failed", database=self._description, error=str(exc), retry_in_seconds=delay)
                 await asyncio.sleep(delay)
