@@ -15,7 +15,7 @@ import structlog
 from litestar import Request, WebSocket, get, websocket
 from litestar.connection import ASGIConnection
 from litestar.exceptions import WebSocketDisconnect
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import Stream
 
 from shared_schema import EVENT_TYPES, Actor
 
@@ -133,7 +133,7 @@ def token_expiry(connection: ASGIConnection) -> float | None:
 
 
 @get("/v1/stream", name="live.stream")
-async def get_stream(request: Request, actor: CurrentActor) -> ServerSentEvent:
+async def get_stream(request: Request, actor: CurrentActor) -> Stream:
     """Stream accepted events as server-sent events, with the global position as message id."""
     stream_filter, since = await stream_request(request, actor)
     items = hub_of(request).subscribe(stream_filter, since, expires_at=token_expiry(request))
@@ -144,22 +144,29 @@ async def get_stream(request: Request, actor: CurrentActor) -> ServerSentEvent:
         since=since,
         correlation_id=request.scope["state"].get("correlation_id"),
     )
-    return ServerSentEvent(
-        _sse_messages(items),
-        retry_duration=RECONNECT_DELAY_MS,
+    return Stream(
+        _sse_frames(items),
+        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _sse_messages(items: AsyncIterator[StreamItem]) -> AsyncIterator[ServerSentEventMessage]:
+async def _sse_frames(items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
+    """Format stream items as server-sent events.
+
+    The frames are written here instead of through Litestar's
+    ServerSentEvent, which parses every message again; the data is one line
+    of JSON, so each message has exactly one `data` line.
+    """
+    yield f"retry: {RECONNECT_DELAY_MS}\n\n".encode()
     async for item in items:
         if isinstance(item, Change):
-            yield ServerSentEventMessage(data=item.data, event="change", id=item.position)
+            yield f"id: {item.position}\nevent: change\ndata: {item.data}\n\n".encode()
         elif isinstance(item, Heartbeat):
-            yield ServerSentEventMessage(comment="heartbeat")
+            yield b": heartbeat\n\n"
         else:
             # No id, so the browser's Last-Event-ID stays at the last change it received.
-            yield ServerSentEventMessage(data=disconnect_message(item.reason, item.resume_from), event="disconnect")
+            yield f"event: disconnect\ndata: {disconnect_message(item.reason, item.resume_from)}\n\n".encode()
 
 
 @websocket("/v1/stream/ws", name="live.stream_ws")
