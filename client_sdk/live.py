@@ -1,7 +1,7 @@
 """Optional live subscription: follow `GET /v1/stream` and pull as soon as something changes.
 
 A tablet that is online keeps one stream open instead of polling. The stream
-only tells the device that its feed has moved on; the data still comes
+only signals that the device's feed has moved on. The data still comes
 through `SyncClient.pull()`, so the outbox, the cursor and the local read
 model follow the same rules as without a stream.
 
@@ -67,7 +67,7 @@ def parse_sse(lines: Iterable[str]) -> Iterator[StreamMessage | str]:
 
 
 class StreamRejected(Exception):
-    """The server refused the stream with a 4xx; retrying the same request cannot succeed."""
+    """The server rejected the stream with a 4xx; retrying the same request cannot succeed."""
 
 
 class LiveSubscription:
@@ -169,7 +169,7 @@ class LiveSubscription:
         with self._http.stream("GET", url, params={"since": self.client.cursor}, headers=headers) as response:
             if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
                 response.read()
-                raise StreamRejected(f"GET /v1/stream answered {response.status_code}: {response.text[:300]}")
+                raise StreamRejected(f"GET /v1/stream returned {response.status_code}: {response.text[:300]}")
             response.raise_for_status()
             self._response = response
             self.connects += 1

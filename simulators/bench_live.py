@@ -64,7 +64,7 @@ class Subscriber:
         await writer.drain()
         status = await reader.readline()
         if b" 200 " not in status:
-            raise RuntimeError(f"GET /v1/stream answered {status.decode().strip()}")
+            raise RuntimeError(f"GET /v1/stream returned {status.decode().strip()}")
         while (await reader.readline()).strip():
             pass
         opened.append(1)

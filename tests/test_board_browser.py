@@ -133,7 +133,7 @@ def test_board_shows_live_update_and_resolves_reviews(contract, page, live_serve
 
     dismiss_item = reviews.filter(has_text="wo-held-2")
     dismiss_item.locator(".review-dismiss").click()
-    # Without a note the page sends nothing and says why.
+    # Without a note the page sends nothing and shows why.
     assert "Write a note first" in dismiss_item.locator(".review-status").inner_text()
     dismiss_item.locator(".review-note").fill("duplicate of the travel recorded by e-21")
     dismiss_item.locator(".review-dismiss").click()

@@ -30,7 +30,7 @@ LIVE_ENVIRONMENT = {
     "CSDP_LIVE_HEARTBEAT_SECONDS": "1",
     "CSDP_SLA_CLOCK_SECONDS": "0",
 }
-# The target for an update accepted by another process.
+# Required delivery time of an update accepted by another process.
 DELIVERY_LIMIT_SECONDS = 1.0
 
 

@@ -1,8 +1,8 @@
 """The dispatcher board page at `/board`: static HTML, CSS and JavaScript, no build step.
 
 The files need no token, because a browser opens a page without an
-Authorization header. They contain no data: the page asks for a token and
-reads everything through the API with it.
+Authorization header. They contain no data: the page requests a token from
+the user and reads everything through the API with it.
 """
 
 from __future__ import annotations

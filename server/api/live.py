@@ -30,8 +30,7 @@ log = structlog.get_logger("csdp.live")
 STREAM_QUERY_NAMES = {"since", "work_order_id", "engineer_id", "kinds", "access_token"}
 # How long a browser's EventSource waits before it reconnects, in milliseconds.
 RECONNECT_DELAY_MS = 2000
-# WebSocket close codes: 4000 + the HTTP status of the same error, and 1001 when the server stops.
-WS_CLOSE_INVALID = 4422
+# WebSocket close codes after a disconnect message. Errors close with 4000 + the HTTP status of the same error.
 WS_CLOSE_GOING_AWAY = 1001
 WS_CLOSE_NORMAL = 1000
 
@@ -155,7 +154,7 @@ async def _sse_frames(items: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
     """Format stream items as server-sent events.
 
     The frames are written here instead of through Litestar's
-    ServerSentEvent, which parses every message again; the data is one line
+    ServerSentEvent, which parses every message again. The data is one line
     of JSON, so each message has exactly one `data` line.
     """
     yield f"retry: {RECONNECT_DELAY_MS}\n\n".encode()
@@ -177,6 +176,7 @@ async def stream_socket(socket: WebSocket[Any, Any, Any]) -> None:
     try:
         stream_filter, since = await stream_request(socket, actor)
     except ApiError as exc:
+        log.info("live_stream_rejected", transport="websocket", subject=actor.subject, status=exc.status_code, error=exc.message)
         await socket.send_text(json.dumps({"kind": "error", **exc.body()}, default=str))
         await socket.close(code=4000 + exc.status_code, reason=exc.message[:120])
         return

@@ -7,9 +7,9 @@ notification from another process on PostgreSQL) and at least every
 query per read serves every subscriber of the process.
 
 Each subscriber has a bounded mailbox. The hub never waits for a subscriber:
-when too many changes wait in a mailbox, the subscriber is dropped and told
-to resume from the last position it was sent, so a slow reader cannot hold
-back ingestion or the other subscribers.
+when too many changes wait in a mailbox, the subscriber is dropped and gets a
+`disconnect` message with the last position it received, so a slow reader
+cannot hold back ingestion or the other subscribers.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import structlog
 
 from ..store import Store, StoreError
 from ..store.live_reads import LiveRow, last_position, live_rows_since
-from .messages import SERVER_STOPPING, SLOW_CONSUMER, TOKEN_EXPIRED, StreamFilter
+from .messages import SERVER_STOPPING, SLOW_CONSUMER, STORE_UNAVAILABLE, TOKEN_EXPIRED, StreamFilter
 
 log = structlog.get_logger("csdp.live")
 
@@ -119,7 +119,7 @@ class LiveHub:
         return len(self._subscribers)
 
     def set_announcer(self, announcer: Callable[[int], None] | None) -> None:
-        """Set the callback that tells other server processes about a new position."""
+        """Set the callback that notifies other server processes of a new position."""
         self._announcer = announcer
 
     # -- lifecycle -----------------------------------------------------------
@@ -177,7 +177,7 @@ class LiveHub:
         # A subscriber is too slow when `buffer_size` changes still wait for it
         # as new ones arrive. The check comes before the new rows, so one read
         # of up to PAGE_SIZE rows (one large batch) never drops a reader that
-        # keeps up; a mailbox holds at most buffer_size - 1 + PAGE_SIZE changes.
+        # keeps up. A mailbox contains at most buffer_size - 1 + PAGE_SIZE changes.
         for subscriber in [s for s in self._subscribers.values() if len(s.mailbox) >= s.buffer_size]:
             subscriber.close(SLOW_CONSUMER)
             self._subscribers.pop(subscriber.id, None)
@@ -211,8 +211,13 @@ class LiveHub:
         subscriber = Subscriber(stream_filter, self.buffer_size, since, self._next_id)
         self._next_id += 1
         try:
-            async for item in self._catch_up(subscriber):
-                yield item
+            try:
+                async for item in self._catch_up(subscriber):
+                    yield item
+            except StoreError as exc:
+                log.warning("live_catch_up_failed", subscriber_id=subscriber.id, position=subscriber.cursor, error=str(exc))
+                yield Disconnect(STORE_UNAVAILABLE, subscriber.sent)
+                return
             if subscriber.closed_reason is None:
                 self._subscribers[subscriber.id] = subscriber
                 log.info("live_subscriber_joined", subscriber_id=subscriber.id, position=subscriber.cursor)
@@ -220,6 +225,7 @@ class LiveHub:
                 yield item
         finally:
             self._subscribers.pop(subscriber.id, None)
+            log.info("live_subscriber_left", subscriber_id=subscriber.id, resume_from=subscriber.sent, reason=subscriber.closed_reason)
 
     async def _catch_up(self, subscriber: Subscriber) -> AsyncIterator[StreamItem]:
         engineer = subscriber.filter.audience_engineer

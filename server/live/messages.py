@@ -1,4 +1,4 @@
-"""What a live subscriber asked for, and the JSON messages it receives.
+"""Stream filters and the JSON messages of the live stream.
 
 Every message is one JSON object with a `kind`: `change` (an accepted event),
 `heartbeat` (WebSocket only; SSE sends a comment) or `disconnect`. SSE and
@@ -16,6 +16,7 @@ from ..store.live_reads import LiveRow
 SLOW_CONSUMER = "slow_consumer"
 TOKEN_EXPIRED = "token_expired"
 SERVER_STOPPING = "server_stopping"
+STORE_UNAVAILABLE = "store_unavailable"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class StreamFilter:
         engineer = self.audience_engineer
         if engineer is not None and engineer not in row.audience:
             return None
-        # An engineer who is no longer the assignee sees the event that took the
+        # An engineer who is no longer the assignee receives the event that took the
         # order away, without the order's state, as in the pull feed.
         revoked = self.scope is not None and row.assignee != self.scope
         if cache is not None and revoked in cache:
