@@ -5,17 +5,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import uvicorn
 import websockets.sync.client as ws_client
 from api_helpers import assigned, create_assigned, created, event, post_batch
-from conftest import LiveServer, start_server, stop_server
+from conftest import LiveServer, free_port, start_server, stop_server
 from live_helpers import SseReader, bearer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from client_sdk.live import StreamMessage
+from server.app import create_app
 from server.config import Settings
 from server.security import mint_dev_token
 from shared_schema import Role
@@ -317,3 +321,48 @@ def test_websocket_without_token_is_refused(live):
         ws_client.connect(ws_url(live, "since=0"), open_timeout=10)
 
     assert refused.value.response.status_code == 403
+
+
+# -- the hub's subscriber count -------------------------------------------------
+
+
+@pytest.fixture
+def app_server(settings: Settings) -> Iterator[tuple[object, str]]:
+    """A server started here, so the test can read the hub of its app."""
+    app = create_app(dataclasses.replace(settings, live_heartbeat_seconds=0.3))
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert wait_until(lambda: server.started, 15)
+    try:
+        yield app, f"http://127.0.0.1:{config.port}"
+    finally:
+        stop_server(server, thread)
+
+
+def wait_until(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_subscriber_count_follows_streams(app_server, settings):
+    app, base_url = app_server
+    hub = app.state.live_hub
+    token = mint_dev_token(settings, subject="d-1", role=Role.DISPATCHER)
+    url = base_url.replace("http://", "ws://") + "/v1/stream/ws"
+    with SseReader(base_url, headers=bearer(token)) as second, ws_client.connect(url, additional_headers=bearer(token)) as socket:
+        first = SseReader(base_url, headers=bearer(token)).start()
+        assert wait_until(lambda: hub.subscriber_count == 3)
+        first.close()
+        assert wait_until(lambda: hub.subscriber_count == 2)
+        socket.close()
+        # The server notices a closed WebSocket when its next heartbeat fails.
+        assert wait_until(lambda: hub.subscriber_count == 1)
+        assert second.status_code == 200
+
+    assert wait_until(lambda: hub.subscriber_count == 0)
