@@ -168,6 +168,9 @@ class LiveHub:
             except StoreError as exc:
                 log.warning("live_read_failed", head=self.head, error=str(exc), retry_in_seconds=self.poll_seconds)
                 continue
+            except Exception:  # noqa: BLE001 - the loop must outlive a bug in one read, or every stream stalls
+                log.exception("live_read_crashed", head=self.head, retry_in_seconds=self.poll_seconds)
+                continue
             if rows:
                 self._fan_out(rows)
             if len(rows) == PAGE_SIZE:
