@@ -84,7 +84,7 @@ class Settings:
     """Requests a subject may send at once before the per-minute rate applies (`CSDP_RATE_LIMIT_BURST`)."""
 
     live_poll_seconds: float = 1.0
-    """Longest wait of the live hub between two reads of the log, also without a wake-up (`CSDP_LIVE_POLL_SECONDS`)."""
+    """Maximum wait of the live hub between two reads of the log when nothing wakes it (`CSDP_LIVE_POLL_SECONDS`)."""
 
     live_heartbeat_seconds: float = 15.0
     """Seconds without a change after which a live stream sends a heartbeat (`CSDP_LIVE_HEARTBEAT_SECONDS`)."""

@@ -84,7 +84,7 @@ async def authorize(connection: ASGIConnection, route_handler: BaseRouteHandler)
     try:
         await _authorize(connection, route_handler)
     except ApiError as exc:
-        # The handshake is refused; the close code is 4000 + the HTTP status of the same error.
+        # The handshake is rejected with close code 4000 + the HTTP status of the same error.
         raise WebSocketException(detail=exc.message[:120], code=4000 + exc.status_code) from None
 
 

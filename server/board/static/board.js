@@ -221,7 +221,7 @@ function connect() {
   source.addEventListener("error", () => {
     if (source.readyState === EventSource.CLOSED) {
       setConnection("offline");
-      showError("The live stream was refused; check the token and reload the page.");
+      showError("The live stream was rejected; check the token and reload the page.");
     } else {
       setConnection("reconnecting");
     }
