@@ -366,3 +366,23 @@ def test_subscriber_count_follows_streams(app_server, settings):
         assert second.status_code == 200
 
     assert wait_until(lambda: hub.subscriber_count == 0)
+
+
+def test_catch_up_and_live_span_many_pages(live):
+    """More events than one read of the hub (500), both from the store and live."""
+    token = live.token("dispatcher", "d-1")
+    with office(live) as http:
+        post_batch(http, [created("wo-1")])
+        backlog = [note("wo-1", 1, f"reading {index}") for index in range(450)]
+        post_batch(http, backlog)
+        post_batch(http, [note("wo-1", 1, f"more {index}") for index in range(450)])
+        with SseReader(live.base_url, headers=bearer(token), params={"since": 0, "kinds": "note_added"}) as reader:
+            stored = reader.changes(900, timeout=20)
+            live_batches = [[note("wo-1", 1, f"live {batch}-{index}") for index in range(400)] for batch in range(2)]
+            for batch in live_batches:
+                post_batch(http, batch)
+            live_changes = reader.changes(800, timeout=20)
+
+    assert [change["position"] for change in stored] == list(range(2, 902))
+    assert [change["position"] for change in live_changes] == list(range(902, 1702))
+    assert live_changes[-1]["event"]["payload"]["text"] == "live 1-399"
