@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import threading
 import time
 from typing import Any
@@ -30,6 +31,7 @@ class SseReader:
         self.error_body: dict[str, Any] | None = None
         self._client = httpx.Client(timeout=httpx.Timeout(10.0, read=None))
         self._response: httpx.Response | None = None
+        self._socket: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self, timeout: float = 10.0) -> SseReader:
@@ -41,6 +43,7 @@ class SseReader:
         try:
             with self._client.stream("GET", self.base_url + "/v1/stream", params=self.params, headers=self.headers) as response:
                 self._response = response
+                self._socket = response.extensions["network_stream"].get_extra_info("socket")
                 self.status_code = response.status_code
                 if response.status_code != 200:
                     response.read()
@@ -83,14 +86,19 @@ class SseReader:
         return found
 
     def close(self) -> None:
-        response = self._response
-        if response is not None:
+        """Close the connection at once, as a client that goes away does.
+
+        Closing the httpx response from another thread does not interrupt the
+        reader thread's blocking read, so the socket is shut down instead.
+        """
+        if self._socket is not None:
             try:
-                response.close()
-            except (httpx.HTTPError, RuntimeError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
                 pass
-        self._client.close()
         self._thread.join(timeout=5)
+        assert not self._thread.is_alive(), "the SSE reader thread did not end"
+        self._client.close()
 
     def __enter__(self) -> SseReader:
         return self.start()

@@ -6,6 +6,7 @@ position. docs/live.md describes the protocol.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -182,6 +183,22 @@ async def stream_socket(socket: WebSocket[Any, Any, Any]) -> None:
         return
     log.info("live_stream_opened", transport="websocket", subject=actor.subject, since=since)
     items = hub_of(socket).subscribe(stream_filter, since, expires_at=token_expiry(socket))
+    # The sender waits for changes and the watcher for the client's close, so a
+    # closed socket leaves the hub at once instead of at the next failed send.
+    sender = asyncio.create_task(_send_items(socket, items))
+    watcher = asyncio.create_task(_wait_for_close(socket))
+    try:
+        done, _ = await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if watcher in done:
+            log.info("live_stream_closed_by_client", transport="websocket", subject=actor.subject)
+    finally:
+        for task in (sender, watcher):
+            task.cancel()
+        await asyncio.gather(sender, watcher, return_exceptions=True)
+        await items.aclose()  # type: ignore[attr-defined]
+
+
+async def _send_items(socket: WebSocket[Any, Any, Any], items: AsyncIterator[StreamItem]) -> None:
     try:
         async for item in items:
             if isinstance(item, Change):
@@ -192,9 +209,16 @@ async def stream_socket(socket: WebSocket[Any, Any, Any]) -> None:
                 await _close_with(socket, item)
                 return
     except WebSocketDisconnect:
-        log.info("live_stream_closed_by_client", transport="websocket", subject=actor.subject)
-    finally:
-        await items.aclose()  # type: ignore[attr-defined]
+        return
+
+
+async def _wait_for_close(socket: WebSocket[Any, Any, Any]) -> None:
+    """Read and ignore what the client sends until it closes the socket."""
+    try:
+        while True:
+            await socket.receive_data("text")
+    except WebSocketDisconnect:
+        return
 
 
 async def _close_with(socket: WebSocket[Any, Any, Any], item: Disconnect) -> None:
