@@ -211,12 +211,13 @@ def test_access_token_query_parameter(live):
         ({}, {"Last-Event-ID": "-3"}, 422, "Last-Event-ID"),
         ({"kinds": "created,teleported"}, {}, 422, "kinds"),
         ({"kinds": ""}, {}, 422, "kinds"),
+        ({"kinds": "created,"}, {}, 422, "kinds"),
         ({"work_order_id": " "}, {}, 422, "work_order_id"),
         ({"colour": "red"}, {}, 422, "colour"),
         ({"since": ["1", "2"]}, {}, 422, "since"),
     ],
     ids=["since-text", "since-negative", "since-ahead", "last-id-text", "last-id-ahead", "last-id-negative",
-         "kinds-unknown", "kinds-empty", "work-order-blank", "unknown-parameter", "since-twice"],
+         "kinds-unknown", "kinds-empty", "kinds-trailing-comma", "work-order-blank", "unknown-parameter", "since-twice"],
 )
 def test_stream_bad_input(live, params, headers, status, field):
     with office(live) as http:

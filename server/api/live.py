@@ -110,7 +110,7 @@ def _kinds(connection: ASGIConnection) -> frozenset[str] | None:
     unknown = [kind for kind in kinds if kind not in EVENT_TYPES]
     if unknown or not kinds:
         raise InvalidField(
-            f"query parameter kinds must be a comma-separated list of event types; unknown: {', '.join(unknown)}",
+            f"query parameter kinds must be a comma-separated list of event types; unknown: {', '.join(map(repr, unknown))}",
             field="kinds",
             value=raw,
         )
