@@ -324,6 +324,21 @@ def test_websocket_without_token_is_refused(live):
     assert refused.value.response.status_code == 403
 
 
+def test_websocket_refusal_is_audited(live):
+    with pytest.raises(InvalidStatus):
+        ws_client.connect(ws_url(live, "access_token=not-a-jwt"), additional_headers={"X-Device-ID": "board-7"}, open_timeout=10)
+
+    with live.client("manager", "m-1") as manager:
+        assert wait_until(lambda: manager.get("/v1/audit", params={"outcome": "DENIED"}).json()["items"])
+        entry = manager.get("/v1/audit", params={"outcome": "DENIED"}).json()["items"][0]
+
+    assert (entry["method"], entry["path"]) == ("WEBSOCKET", "/v1/stream/ws")
+    assert entry["status_code"] == 401
+    assert entry["reason"] == "malformed_token"
+    assert entry["device_id"] == "board-7"
+    assert entry["subject_verified"] is False
+
+
 # -- the hub's subscriber count -------------------------------------------------
 
 

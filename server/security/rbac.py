@@ -19,6 +19,7 @@ from litestar.handlers.base import BaseRouteHandler
 from shared_schema import HUMAN_ROLES, Actor, Role
 
 from ..api.errors import ApiError, Forbidden, RateLimited, ServiceUnavailable, Unauthenticated
+from .audit import denied_request_from_headers
 from .errors import AuthenticationError, AuthorizationError, KeysUnavailable
 
 ALL_ROLES = frozenset(HUMAN_ROLES)
@@ -84,6 +85,20 @@ async def authorize(connection: ASGIConnection, route_handler: BaseRouteHandler)
     try:
         await _authorize(connection, route_handler)
     except ApiError as exc:
+        # The HTTP error handlers, which audit denied requests, do not see a WebSocket handshake.
+        reason = str(exc.extra.get("reason") or exc.error)
+        connection.app.state.denied_requests.record(
+            denied_request_from_headers(
+                method="WEBSOCKET",
+                path=connection.url.path,
+                authorization=credentials_of(connection, route_handler.name),
+                device_id=connection.headers.get("x-device-id"),
+                correlation_id=None,
+                status_code=exc.status_code,
+                reason=reason,
+                message=exc.message,
+            )
+        )
         # The handshake is rejected with close code 4000 + the HTTP status of the same error.
         raise WebSocketException(detail=exc.message[:120], code=4000 + exc.status_code) from None
 
