@@ -16,11 +16,12 @@ from live_helpers import SseReader, bearer
 
 from server.config import Settings
 
-BUFFER_MESSAGES = 100
+# Room for four batches, so the subscriber that reads keeps up even on a busy machine.
+BUFFER_MESSAGES = 200
 # Enough data that the kernel's socket buffers and uvicorn's write buffer fill
-# up long before the last change: 800 changes of about 9.5 KB, 7.6 MB in all.
+# up long before the last change: 1000 changes of about 9.5 KB, 9.5 MB in all.
 # Linux lets a loopback send buffer grow to 4 MB by default (net.ipv4.tcp_wmem).
-BATCHES = 16
+BATCHES = 20
 EVENTS_PER_BATCH = 50
 NOTE_TEXT = "spindle bearing noise measured at every speed step; " * 170
 
