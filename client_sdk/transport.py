@@ -101,6 +101,15 @@ class Transport:
         self._sleep = sleep
         self._device_id = device_id
 
+    @property
+    def base_url(self) -> str:
+        """The server's URL without a trailing slash."""
+        return self._base_url
+
+    @property
+    def token_provider(self) -> TokenProvider:
+        return self._token_provider
+
     def close(self) -> None:
         if self._owns_http:
             self._http.close()

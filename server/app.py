@@ -28,6 +28,9 @@ from .kpi_projection.projector import KpiProjector
 from .api import catalog as catalog_api
 from .api.reviews import list_reviews
 from .api.sla import get_work_order_sla, list_at_risk
+from .api import live as live_api
+from .api import board_page
+from .live import create_live_hub
 from .security import TokenVerifier
 from .security.audit import DeniedRequestRecorder
 from .security.rate_limit import RateLimiter
@@ -75,6 +78,7 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
     projector = KpiProjector(store) if kpi_projector else None
     verifier = TokenVerifier(settings)
     denied_requests = DeniedRequestRecorder(store)
+    live_hub, wake_listener = create_live_hub(settings, store)
     sla_clock = SlaClockJob(store, settings.sla_clock_seconds, dt.timedelta(seconds=settings.clock_skew_tolerance_seconds))
 
     @asynccontextmanager
@@ -103,9 +107,15 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
         if projector is not None:
             projector.start()
         sla_clock.start()
+        await live_hub.start()
+        if wake_listener is not None:
+            wake_listener.start()
         try:
             yield
         finally:
+            if wake_listener is not None:
+                await wake_listener.stop()
+            await live_hub.stop()
             await sla_clock.stop()
             if projector is not None:
                 await projector.stop()
@@ -129,6 +139,8 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
             list_reviews,
             get_work_order_sla,
             list_at_risk,
+            *live_api.ROUTES,
+            *board_page.ROUTES,
             health,
             ready,
             transitions,
@@ -157,5 +169,7 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
     app.state.head_cache = HeadCache()
     app.state.blob_index = blob_index
     app.state.blob_uploads = blob_uploads
+    app.state.live_hub = live_hub
+    app.state.live_wake_listener = wake_listener
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     return app

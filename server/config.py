@@ -110,6 +110,17 @@ class Settings:
 
     blob_s3_secret_access_key: str = dataclasses.field(default="", repr=False)
     """S3 secret key (`CSDP_BLOB_S3_SECRET_ACCESS_KEY`), required together with the access key id."""
+    live_poll_seconds: float = 1.0
+    """Maximum wait of the live hub between two reads of the log when nothing wakes it (`CSDP_LIVE_POLL_SECONDS`)."""
+
+    live_heartbeat_seconds: float = 15.0
+    """Seconds without a change after which a live stream sends a heartbeat (`CSDP_LIVE_HEARTBEAT_SECONDS`)."""
+
+    live_buffer_messages: int = 1000
+    """Changes queued for one live subscriber before it is disconnected as too slow (`CSDP_LIVE_BUFFER_MESSAGES`)."""
+
+    live_listener_check_seconds: float = 5.0
+    """Seconds between two checks of the PostgreSQL LISTEN connection (`CSDP_LIVE_LISTENER_CHECK_SECONDS`)."""
 
     @property
     def identity_provider_configured(self) -> bool:
@@ -198,6 +209,9 @@ class Settings:
             ("CSDP_JWKS_CACHE_SECONDS", "jwks_cache_seconds"),
             ("CSDP_JWKS_MIN_REFRESH_SECONDS", "jwks_min_refresh_seconds"),
             ("CSDP_SLA_CLOCK_SECONDS", "sla_clock_seconds"),
+            ("CSDP_LIVE_POLL_SECONDS", "live_poll_seconds"),
+            ("CSDP_LIVE_HEARTBEAT_SECONDS", "live_heartbeat_seconds"),
+            ("CSDP_LIVE_LISTENER_CHECK_SECONDS", "live_listener_check_seconds"),
         ):
             if name in env:
                 values[field] = _non_negative_float(env, name)
@@ -206,6 +220,8 @@ class Settings:
         if "CSDP_RATE_LIMIT_BURST" in env:
             values["rate_limit_burst"] = _positive_int(env, "CSDP_RATE_LIMIT_BURST")
         values.update(_blob_values(env))
+        if "CSDP_LIVE_BUFFER_MESSAGES" in env:
+            values["live_buffer_messages"] = _positive_int(env, "CSDP_LIVE_BUFFER_MESSAGES")
         values.update({key: value for key, value in overrides.items() if value is not None})
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
@@ -219,6 +235,14 @@ class Settings:
             value = getattr(self, field)
             if not (math.isfinite(value) and 0 <= value <= maximum):
                 raise ConfigError(f"{name}={value!r} is invalid: expected a number of seconds from 0 to {maximum:g}")
+        for name, field, minimum, maximum in _LIVE_SECONDS_LIMITS:
+            value = getattr(self, field)
+            if not (math.isfinite(value) and minimum <= value <= maximum):
+                raise ConfigError(f"{name}={value!r} is invalid: expected a number of seconds from {minimum:g} to {maximum:g}")
+        if self.live_buffer_messages < 1:
+            raise ConfigError(
+                f"CSDP_LIVE_BUFFER_MESSAGES={self.live_buffer_messages!r} is invalid: expected a whole number greater than 0"
+            )
         if self.rate_limit_burst < 1:
             raise ConfigError(f"CSDP_RATE_LIMIT_BURST={self.rate_limit_burst!r} is invalid: expected a whole number greater than 0")
 
@@ -333,6 +357,15 @@ _SECONDS_LIMITS = (
     ("CSDP_JWKS_CACHE_SECONDS", "jwks_cache_seconds", 7 * 86400),
     ("CSDP_JWKS_MIN_REFRESH_SECONDS", "jwks_min_refresh_seconds", 86400),
     ("CSDP_SLA_CLOCK_SECONDS", "sla_clock_seconds", 86400),
+)
+
+
+# The live settings must be above 0: a zero wait would make the hub or the
+# listener check spin without pause.
+_LIVE_SECONDS_LIMITS = (
+    ("CSDP_LIVE_POLL_SECONDS", "live_poll_seconds", 0.01, 3600),
+    ("CSDP_LIVE_HEARTBEAT_SECONDS", "live_heartbeat_seconds", 0.1, 3600),
+    ("CSDP_LIVE_LISTENER_CHECK_SECONDS", "live_listener_check_seconds", 0.1, 3600),
 )
 
 

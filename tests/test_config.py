@@ -26,6 +26,13 @@ BAD_VALUES = [
     ("CSDP_JWKS_URL", "http://127.0.0.1 :8/jwks", "CSDP_JWKS_URL='http://127.0.0.1 :8/jwks' is invalid"),
     ("CSDP_JWKS_URL", "http://127.0.0.1:0/jwks", "port 0 cannot be connected to"),
     ("CSDP_JWKS_URL", "http://user:secret@:8/jwks", "CSDP_JWKS_URL='http://user:***@:8/jwks' is invalid"),
+    ("CSDP_LIVE_POLL_SECONDS", "0", "CSDP_LIVE_POLL_SECONDS=0.0 is invalid: expected a number of seconds from 0.01 to 3600"),
+    ("CSDP_LIVE_POLL_SECONDS", "soon", "CSDP_LIVE_POLL_SECONDS='soon' is invalid"),
+    ("CSDP_LIVE_HEARTBEAT_SECONDS", "nan", "CSDP_LIVE_HEARTBEAT_SECONDS='nan' is invalid"),
+    ("CSDP_LIVE_HEARTBEAT_SECONDS", "7200", "CSDP_LIVE_HEARTBEAT_SECONDS=7200.0 is invalid: expected a number of seconds from 0.1 to 3600"),
+    ("CSDP_LIVE_LISTENER_CHECK_SECONDS", "0.01", "CSDP_LIVE_LISTENER_CHECK_SECONDS=0.01 is invalid"),
+    ("CSDP_LIVE_BUFFER_MESSAGES", "0", "CSDP_LIVE_BUFFER_MESSAGES='0' is invalid: expected a whole number greater than 0"),
+    ("CSDP_LIVE_BUFFER_MESSAGES", "many", "CSDP_LIVE_BUFFER_MESSAGES='many' is invalid"),
 ]
 
 
@@ -40,6 +47,23 @@ def test_bad_value_names_variable(tmp_path, variable, value, message):
 
     assert message in str(failure.value)
     assert "secret" not in str(failure.value)
+
+
+def test_live_settings_from_environment(tmp_path):
+    settings = Settings.from_env(
+        {
+            "CSDP_VAR_DIR": str(tmp_path / "var"),
+            "CSDP_LIVE_POLL_SECONDS": "0.5",
+            "CSDP_LIVE_HEARTBEAT_SECONDS": "20",
+            "CSDP_LIVE_BUFFER_MESSAGES": "250",
+            "CSDP_LIVE_LISTENER_CHECK_SECONDS": "2",
+        }
+    )
+
+    assert settings.live_poll_seconds == 0.5
+    assert settings.live_heartbeat_seconds == 20
+    assert settings.live_buffer_messages == 250
+    assert settings.live_listener_check_seconds == 2
 
 
 def test_public_key_without_matching_algorithm(tmp_path):

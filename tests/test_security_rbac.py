@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets.sync.client as ws_client
+from websockets.exceptions import InvalidStatus
 from api_helpers import assigned, created, event, post_batch
 from catalog_helpers import asset, post_catalog, site, snapshot
 from conftest import SHARED_SSL_CONTEXT, LiveServer, start_server, stop_server
@@ -54,8 +56,19 @@ ENDPOINT_CALLS = {
     "blobs.upload_status": ("GET", f"/v1/blobs/{BLOB_SHA256}/upload"),
     "blobs.upload_chunk": ("PATCH", f"/v1/blobs/{BLOB_SHA256}/upload"),
     "blobs.get": ("GET", f"/v1/blobs/{BLOB_SHA256}"),
+    "live.stream": ("GET", "/v1/stream"),
+    "live.stream_ws": ("WEBSOCKET", "/v1/stream/ws"),
 }
-PUBLIC_CALLS = {"health": "/health", "ready": "/ready", "schema.transitions": "/v1/schema/transitions"}
+# Streams stay open, so their cell is decided by the status line alone.
+STREAM_ENDPOINTS = {"live.stream", "live.stream_ws"}
+PUBLIC_CALLS = {
+    "health": "/health",
+    "ready": "/ready",
+    "schema.transitions": "/v1/schema/transitions",
+    "board.page": "/board",
+    "board.script": "/board/board.js",
+    "board.style": "/board/board.css",
+}
 
 
 @pytest.fixture
@@ -96,8 +109,9 @@ def test_every_route_has_an_access_rule(tmp_path):
     names = {
         handler.name
         for route in app.routes
-        for handler in route.route_handlers  # type: ignore[union-attr]
-        for method in handler.http_methods
+        # A WebSocket route has one handler and no HTTP methods.
+        for handler in getattr(route, "route_handlers", None) or [route.route_handler]  # type: ignore[attr-defined]
+        for method in getattr(handler, "http_methods", {"WEBSOCKET"})
         if not is_framework_route(method, route.path)
     }
 
@@ -131,6 +145,15 @@ def test_endpoint_cell(rbac_server, name, role):
     elif name == "catalog.post":
         body = {"commands": [site(f"site-{role.value}")]}
 
+    if name in STREAM_ENDPOINTS:
+        status, reply = stream_status(rbac_server, role, method, path)
+        if role in ENDPOINT_ROLES[name]:
+            assert status == 200
+        else:
+            assert status == 403
+            if method != "WEBSOCKET":
+                assert reply["reason"] == "role_not_permitted"
+        return
     with as_role(rbac_server, role) as http:
         if content is not None:
             response = http.request(method, path, content=content, headers=headers)
@@ -143,6 +166,24 @@ def test_endpoint_cell(rbac_server, name, role):
         assert response.status_code == 403
         assert response.json()["reason"] == "role_not_permitted"
         assert f"role {role.value} may not call {method} {path.partition('?')[0]}" in response.json()["message"]
+
+
+def stream_status(live: LiveServer, role: Role, method: str, path: str) -> tuple[int, dict]:
+    """Open a stream as `role` and return the status and, for a refusal, the JSON body."""
+    token = live.token(role, ENGINEER if role is Role.ENGINEER else f"{role.value}-1")
+    if method == "WEBSOCKET":
+        url = live.base_url.replace("http://", "ws://") + path
+        try:
+            with ws_client.connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10):
+                return 200, {}
+        except InvalidStatus as exc:
+            # A refused handshake carries no body, so there is no reason to compare.
+            return exc.response.status_code, {}
+    with httpx.stream(method, live.base_url + path, headers={"Authorization": f"Bearer {token}"}, timeout=30) as response:
+        if response.status_code != 200:
+            response.read()
+            return response.status_code, response.json()
+        return 200, {}
 
 
 def path_to(status: WorkOrderStatus | None) -> list[str]:

@@ -188,6 +188,7 @@ async def post_events(request: Request, actor: CurrentActor) -> DecisionBatch:
     positions = [decision.global_position for decision in decisions if decision.global_position is not None]
     if positions:
         remember_position(request, max(positions))
+        request.app.state.live_hub.announce(max(positions))
 
     summary: dict[str, int] = {}
     for decision in decisions:

@@ -13,18 +13,21 @@ event types a role may record is the role x event-type table of
 from __future__ import annotations
 
 from litestar.connection import ASGIConnection
+from litestar.exceptions import WebSocketException
 from litestar.handlers.base import BaseRouteHandler
 
 from shared_schema import HUMAN_ROLES, Actor, Role
 
-from ..api.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthenticated
+from ..api.errors import ApiError, Forbidden, RateLimited, ServiceUnavailable, Unauthenticated
+from .audit import denied_request_from_headers
 from .errors import AuthenticationError, AuthorizationError, KeysUnavailable
 
 ALL_ROLES = frozenset(HUMAN_ROLES)
 OFFICE_ROLES = frozenset({Role.DISPATCHER, Role.MANAGER, Role.ADMIN})
 
-# Routes anyone may call without a token: probes and the published contract.
-PUBLIC_ENDPOINTS = frozenset({"health", "ready", "schema.transitions"})
+# Routes anyone may call without a token: probes, the published contract and
+# the static files of the dispatcher board, which hold no data.
+PUBLIC_ENDPOINTS = frozenset({"health", "ready", "schema.transitions", "board.page", "board.script", "board.style"})
 # Litestar's own routes, which carry no data: the OpenAPI document under /schema
 # and the automatic OPTIONS responses.
 PUBLIC_PATH_PREFIX = "/schema"
@@ -53,7 +56,14 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
     "blobs.upload_chunk": ALL_ROLES,
     # Engineers download only blobs they uploaded or that their orders reference (server/api/blobs.py).
     "blobs.get": ALL_ROLES,
+    "live.stream": ALL_ROLES,
+    "live.stream_ws": ALL_ROLES,
 }
+
+# Routes that also take the token from the `access_token` query parameter,
+# because a browser's EventSource and WebSocket cannot send an Authorization
+# header. The header wins when both are given.
+QUERY_TOKEN_ENDPOINTS = frozenset({"live.stream", "live.stream_ws"})
 
 # Routes whose calls count against the subject's rate limit.
 RATE_LIMITED_ENDPOINTS = frozenset({"events.post"})
@@ -63,15 +73,49 @@ def is_framework_route(method: str, path: str) -> bool:
     return method == "OPTIONS" or path == PUBLIC_PATH_PREFIX or path.startswith(PUBLIC_PATH_PREFIX + "/")
 
 
+def credentials_of(connection: ASGIConnection, name: str | None) -> str | None:
+    """Return the `Authorization` header, or for a stream route the `access_token` parameter as a bearer header."""
+    header = connection.headers.get("authorization")
+    if header is not None or name not in QUERY_TOKEN_ENDPOINTS:
+        return header
+    token = connection.query_params.get("access_token")
+    return None if token is None else f"Bearer {token}"
+
+
 async def authorize(connection: ASGIConnection, route_handler: BaseRouteHandler) -> None:
     """Verify the caller and check the route's row of the table; store the actor on the request."""
+    if connection.scope["type"] != "websocket":
+        await _authorize(connection, route_handler)
+        return
+    try:
+        await _authorize(connection, route_handler)
+    except ApiError as exc:
+        # The HTTP error handlers, which audit denied requests, do not see a WebSocket handshake.
+        reason = str(exc.extra.get("reason") or exc.error)
+        connection.app.state.denied_requests.record(
+            denied_request_from_headers(
+                method="WEBSOCKET",
+                path=connection.url.path,
+                authorization=credentials_of(connection, route_handler.name),
+                device_id=connection.headers.get("x-device-id"),
+                correlation_id=None,
+                status_code=exc.status_code,
+                reason=reason,
+                message=exc.message,
+            )
+        )
+        # The handshake is rejected with close code 4000 + the HTTP status of the same error.
+        raise WebSocketException(detail=exc.message[:120], code=4000 + exc.status_code) from None
+
+
+async def _authorize(connection: ASGIConnection, route_handler: BaseRouteHandler) -> None:
     name = route_handler.name
     if name in PUBLIC_ENDPOINTS or is_framework_route(connection.scope.get("method", ""), connection.url.path):
         return
     app_state = connection.app.state
     state = connection.scope.setdefault("state", {})  # type: ignore[typeddict-item]
     try:
-        actor: Actor = await app_state.verifier.verify(connection.headers.get("authorization"))
+        actor: Actor = await app_state.verifier.verify(credentials_of(connection, name))
     except AuthenticationError as exc:
         raise Unauthenticated(exc.message, reason=exc.reason) from None
     except AuthorizationError as exc:
