@@ -7,20 +7,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from litestar import Litestar, Request, Response, get
+from typing import Any
+
+from litestar import Litestar, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from shared_schema import transition_table_json
 
-from .api.context import provide_actor, store_of
+from .api.context import provide_actor
 from .api.errors import EXCEPTION_HANDLERS
 from .api.events import post_events
 from .api.queries import get_changes, get_timeline, get_work_order, list_work_orders
 from .api.audit import list_audit
 from .api.board import get_engineer_board
 from .api.kpi import get_kpi
+from .api.operations import health, metrics, ready
 from .kpi_projection.projector import KpiProjector
 from .api import catalog as catalog_api
 from .api.reviews import list_reviews
@@ -31,27 +34,13 @@ from .security.rate_limit import RateLimiter
 from .security.rbac import authorize
 from .config import Settings, redact_url
 from .logging import request_log_middleware
+from .observability.metrics import ServerMetrics
+from .observability.readiness import ReadinessChecker
+from .observability.tracing import create_tracing
 from .sla.clock_job import SlaClockJob
 from .store import create_store
 
 log = structlog.get_logger("csdp.server")
-
-
-@get("/health", name="health")
-async def health() -> dict[str, str]:
-    """Report that the process serves requests."""
-    return {"status": "ok"}
-
-
-@get("/ready", name="ready")
-async def ready(request: Request) -> Response:
-    """Report whether the store responds to queries."""
-    try:
-        events = await store_of(request).count_events()
-    except Exception as exc:  # noqa: BLE001 - readiness reports any failure instead of raising it
-        log.warning("readiness_check_failed", error=str(exc))
-        return Response({"status": "unavailable", "error": str(exc)}, status_code=503)
-    return Response({"status": "ready", "events": events})
 
 
 @get("/v1/schema/transitions", media_type="application/json", name="schema.transitions")
@@ -60,9 +49,17 @@ async def transitions() -> bytes:
     return transition_table_json()
 
 
-def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = True) -> Litestar:
-    """Build the app; `kpi_projector=False` leaves the KPI projector off, so `GET /v1/kpi` reports its lag."""
+def create_app(
+    settings: Settings, *, demo: bool = False, kpi_projector: bool = True, tracer_provider: Any | None = None
+) -> Litestar:
+    """Build the app.
+
+    `kpi_projector=False` leaves the KPI projector off, so `GET /v1/kpi` reports its lag.
+    `tracer_provider` (an OpenTelemetry SDK TracerProvider) replaces the OTLP exporter when
+    `settings.otel_enabled` is true.
+    """
     settings.validate()
+    tracing = create_tracing(settings, tracer_provider)
     store = create_store(settings)
     projector = KpiProjector(store) if kpi_projector else None
     verifier = TokenVerifier(settings)
@@ -113,6 +110,7 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
             list_at_risk,
             health,
             ready,
+            metrics,
             transitions,
         ],
         guards=[authorize],
@@ -136,5 +134,9 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
     app.state.verifier = verifier
     app.state.denied_requests = denied_requests
     app.state.kpi_projector = projector
+    app.state.sla_clock = sla_clock
+    app.state.metrics = ServerMetrics()
+    app.state.tracing = tracing
+    app.state.readiness = ReadinessChecker(store, projector, sla_clock)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     return app

@@ -46,6 +46,7 @@ ENDPOINT_CALLS = {
     "reviews.list": ("GET", "/v1/reviews"),
     "sla.get": ("GET", "/v1/work-orders/wo-1/sla"),
     "sla.at_risk": ("GET", "/v1/sla/at-risk"),
+    "metrics": ("GET", "/metrics"),
 }
 PUBLIC_CALLS = {"health": "/health", "ready": "/ready", "schema.transitions": "/v1/schema/transitions"}
 

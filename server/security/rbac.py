@@ -12,6 +12,8 @@ event types a role may record is the role x event-type table of
 
 from __future__ import annotations
 
+import hmac
+
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
@@ -48,10 +50,23 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
     "reviews.list": OFFICE_ROLES,
     "sla.get": ALL_ROLES,
     "sla.at_risk": OFFICE_ROLES,
+    # Operations figures; a scraper may use CSDP_METRICS_TOKEN instead of an admin token.
+    "metrics": frozenset({Role.ADMIN}),
 }
+
+# Routes that also accept the static scrape token of CSDP_METRICS_TOKEN.
+SCRAPE_TOKEN_ENDPOINTS = frozenset({"metrics"})
 
 # Routes whose calls count against the subject's rate limit.
 RATE_LIMITED_ENDPOINTS = frozenset({"events.post"})
+
+
+def is_scrape_token(expected: str, authorization: str | None) -> bool:
+    """Return whether the header is `Bearer <expected>`, compared in constant time; False when no token is set."""
+    if not expected or not authorization:
+        return False
+    scheme, _, value = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), expected.encode())
 
 
 def is_framework_route(method: str, path: str) -> bool:
@@ -65,6 +80,8 @@ async def authorize(connection: ASGIConnection, route_handler: BaseRouteHandler)
         return
     app_state = connection.app.state
     state = connection.scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    if name in SCRAPE_TOKEN_ENDPOINTS and is_scrape_token(app_state.settings.metrics_token, connection.headers.get("authorization")):
+        return
     try:
         actor: Actor = await app_state.verifier.verify(connection.headers.get("authorization"))
     except AuthenticationError as exc:
