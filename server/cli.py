@@ -337,5 +337,14 @@ def contract_export(target: Path) -> None:
     click.echo(f"wrote {len(written)} files into {target}")
 
 
+
+# Registered last: these commands import the helpers above.
+from .cli_operations import backup, config, restore  # noqa: E402
+
+main.add_command(backup)
+main.add_command(restore)
+main.add_command(config)
+
+
 if __name__ == "__main__":
     main()
