@@ -30,7 +30,7 @@ _BATCH_SIZE_OPTION = click.option(
 def backup(file: Path, database_url: str | None, var_dir: Path | None, batch_size: int) -> None:
     """Write a consistent snapshot of the store into FILE, a new gzip-compressed JSON-lines file.
 
-    The snapshot holds the event log, the decisions, the catalog events, the audit of denied
+    The snapshot contains the event log, the decisions, the catalog events, the audit of denied
     requests and the projectors' checkpoints, read in one transaction while the server runs.
     """
     _require_server_extra()
@@ -58,7 +58,7 @@ def restore(file: Path, database_url: str | None, var_dir: Path | None, batch_si
     """Load the backup FILE into an empty store, then rebuild every projection.
 
     The file is checked whole (format, columns, row counts, SHA-256) before anything is written,
-    and the rows are loaded in one transaction. A store that already holds records is refused.
+    and the rows are loaded in one transaction. A store that already contains records is rejected.
     """
     _require_server_extra()
     from rich.console import Console

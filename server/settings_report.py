@@ -67,13 +67,13 @@ def effective_settings(
             source = "env"
         else:
             source = "default"
-        lines.append(SettingLine(variable, _shown(field.name, getattr(settings, field.name)), source))
+        lines.append(SettingLine(variable, _displayed(field.name, getattr(settings, field.name)), source))
     lines.append(SettingLine("effective database", redact_database_url(settings.effective_database_url), "derived"))
     lines.append(SettingLine("development tokens", "on" if settings.dev_auth_enabled else "off", "derived"))
     return lines
 
 
-def _shown(field: str, value: object) -> str:
+def _displayed(field: str, value: object) -> str:
     if value is None:
         return "unset"
     if field in SECRET_FIELDS:
@@ -93,10 +93,10 @@ def _shown(field: str, value: object) -> str:
 
 def redact_database_url(url: str) -> str:
     """Hide the password in the user part and in `password=` query parameters of a database URL."""
-    shown = redact_url(url)
-    base, question, query = shown.partition("?")
+    redacted = redact_url(url)
+    base, question, query = redacted.partition("?")
     if not question:
-        return shown
+        return redacted
     pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
     hidden = [(name, HIDDEN if name.lower() in SECRET_QUERY_PARAMETERS else value) for name, value in pairs]
     return f"{base}?{urllib.parse.urlencode(hidden, safe='*,')}"

@@ -2,10 +2,10 @@
 
     python -m simulators.bench_backup [--events 20000] [--orders 200] [--postgres-url URL]
 
-The script fills a fresh SQLite store through `append_batch` (the ingestion
-path, in batches of 500), then times `csdp backup`'s work on it, a restore
-of that file into a fresh PostgreSQL database (load and projection rebuild),
-a backup of that database and a restore into a second fresh database. Each
+The script fills a fresh SQLite store through `append_batch`, the ingestion
+path, in batches of 500. It then times four steps: a backup of that store,
+a restore of the file into a fresh PostgreSQL database (load and projection
+rebuild), a backup of that database and a restore into a second one. Each
 PostgreSQL database is created on the server of `--postgres-url` and dropped
 at the end. The figures go to stdout, and the Markdown section between its
 markers in `--output` is replaced (or appended when absent); the rest of the

@@ -5,7 +5,7 @@
     ...
     {"end": true, "counts": {"events": 120, ...}, "sha256": "..."}
 
-The header lists each table's columns. The closing line holds the row
+The header lists each table's columns. The closing line contains the row
 count of each table and the SHA-256 of every line before it (the bytes as
 written, before compression), so a truncated or edited file is detected
 before anything is restored. Rows are written and read one at a time, so

@@ -1,8 +1,8 @@
 """Reading a consistent snapshot of the backed-up tables from, and loading them into, either store.
 
-Both directions stream: a backup reads each table in pages of `batch_size`
-rows from one read-only snapshot (an SQLite read transaction, a PostgreSQL
-REPEATABLE READ transaction), and a restore inserts pages of rows inside one
+Both directions stream. A backup reads each table in pages of `batch_size`
+rows from one read-only snapshot: an SQLite read transaction or a PostgreSQL
+REPEATABLE READ transaction. A restore inserts pages of rows inside one
 transaction, so an error leaves the target store as empty as it was.
 """
 
@@ -25,7 +25,7 @@ RowsCallback = Callable[[int], None]
 
 
 class StoreNotEmpty(BackupError):
-    """The restore target already holds records."""
+    """The restore target already contains records."""
 
 
 # -- backup --------------------------------------------------------------------
@@ -58,7 +58,7 @@ def backup_sqlite(
         raise StoreUnavailable(f"cannot open the SQLite file {path}: {exc}") from None
     try:
         connection.execute("PRAGMA busy_timeout = 10000")
-        # One read transaction: every SELECT below sees the same snapshot while the server goes on writing.
+        # One read transaction, so every SELECT below reads the same snapshot while the server goes on writing.
         connection.execute("BEGIN")
         version = connection.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
         if version != expected_version:
@@ -152,9 +152,9 @@ def _pages(rows: Iterator[tuple[Table, list[Any]]], batch_size: int) -> Iterator
 
 
 def _not_empty(store: str, counts: dict[str, int]) -> StoreNotEmpty:
-    held = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
+    contents = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
     return StoreNotEmpty(
-        f"the store {store} is not empty (it holds {held}); restore into a new, empty database or SQLite file"
+        f"the store {store} is not empty (it holds {contents}); restore into a new, empty database or SQLite file"
     )
 
 

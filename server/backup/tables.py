@@ -5,11 +5,11 @@ decisions, the catalog events, the audit of denied requests and the
 projectors' checkpoints. Every other table is a projection, which the
 restore rebuilds from these.
 
-In the file every value is plain JSON, whichever store wrote it: integers
-and text as they are, UUIDs in their canonical text form, timestamps as ISO
-8601 in UTC with microseconds, JSON documents as their text, byte strings
-in base64 and booleans as true or false. Each store converts to and from
-its own column types.
+In the file every value is plain JSON, whichever store wrote it. Integers
+and text stay as they are, and UUIDs are in their canonical text form.
+Timestamps are ISO 8601 in UTC with microseconds, JSON documents are their
+text, byte strings are base64, and booleans are true or false. Each store
+converts to and from its own column types.
 """
 
 from __future__ import annotations
@@ -57,50 +57,53 @@ class Table:
         return [column.name for column in self.columns]
 
 
-def _columns(*pairs: tuple[str, Kind]) -> tuple[Column, ...]:
-    return tuple(Column(name, kind) for name, kind in pairs)
+def _columns(*specs: str) -> tuple[Column, ...]:
+    """Build columns from "name:kind" strings, such as "event_id:uuid"."""
+    columns = []
+    for spec in specs:
+        name, _, kind = spec.partition(":")
+        columns.append(Column(name, Kind(kind)))
+    return tuple(columns)
 
-
-I, T, U, TS, J, B = Kind.INTEGER, Kind.TEXT, Kind.UUID, Kind.TIMESTAMP, Kind.JSON, Kind.BYTES
 
 # In restore order: decisions refer to events by global_position.
 TABLES = (
     Table(
         "events",
         _columns(
-            ("global_position", I), ("event_id", U), ("work_order_id", T), ("stream_version", I), ("type", T),
-            ("client_event_id", U), ("actor", T), ("actor_role", T), ("device_id", T), ("occurred_at", TS),
-            ("effective_time", TS), ("recorded_at", TS), ("event", J),
+            "global_position:integer", "event_id:uuid", "work_order_id:text", "stream_version:integer", "type:text",
+            "client_event_id:uuid", "actor:text", "actor_role:text", "device_id:text", "occurred_at:timestamp",
+            "effective_time:timestamp", "recorded_at:timestamp", "event:json",
         ),
         "global_position",
     ),
     Table(
         "decisions",
         _columns(
-            ("decision_id", I), ("subject", T), ("client_event_id", U), ("fingerprint", B), ("work_order_id", T),
-            ("type", T), ("status", T), ("reason_code", T), ("actor_role", T), ("device_id", T),
-            ("correlation_id", T), ("global_position", I), ("decided_at", TS), ("proposal", J), ("decision", J),
+            "decision_id:integer", "subject:text", "client_event_id:uuid", "fingerprint:bytes", "work_order_id:text",
+            "type:text", "status:text", "reason_code:text", "actor_role:text", "device_id:text",
+            "correlation_id:text", "global_position:integer", "decided_at:timestamp", "proposal:json", "decision:json",
         ),
         "decision_id",
     ),
     Table(
         "catalog_events",
         _columns(
-            ("id", I), ("recorded_at", TS), ("actor", T), ("actor_role", T), ("device_id", T),
-            ("correlation_id", T), ("entity", T), ("entity_id", T), ("type", T), ("payload", J),
+            "id:integer", "recorded_at:timestamp", "actor:text", "actor_role:text", "device_id:text",
+            "correlation_id:text", "entity:text", "entity_id:text", "type:text", "payload:json",
         ),
         "id",
     ),
     Table(
         "denied_requests",
         _columns(
-            ("denial_id", I), ("denied_at", TS), ("subject", T), ("subject_verified", Kind.BOOLEAN), ("role", T),
-            ("device_id", T), ("correlation_id", T), ("method", T), ("path", T), ("status_code", I),
-            ("reason", T), ("message", T),
+            "denial_id:integer", "denied_at:timestamp", "subject:text", "subject_verified:boolean", "role:text",
+            "device_id:text", "correlation_id:text", "method:text", "path:text", "status_code:integer",
+            "reason:text", "message:text",
         ),
         "denial_id",
     ),
-    Table("projector_checkpoints", _columns(("name", T), ("position", I), ("updated_at", Kind.INSTANT)), "name"),
+    Table("projector_checkpoints", _columns("name:text", "position:integer", "updated_at:instant"), "name"),
 )
 TABLES_BY_NAME = {table.name: table for table in TABLES}
 

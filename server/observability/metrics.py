@@ -66,6 +66,7 @@ class ServerMetrics:
             buckets=REQUEST_SECONDS_BUCKETS,
             registry=registry,
         )
+
         self.ingest_batch_seconds = Histogram(
             "csdp_ingest_batch_seconds",
             "Time to parse, decide and store one POST /v1/events batch.",
@@ -84,6 +85,7 @@ class ServerMetrics:
             buckets=BATCH_EVENTS_BUCKETS,
             registry=registry,
         )
+
         self.decisions = Counter(
             "csdp_decisions",
             "New decisions made by POST /v1/events, by status and reason code; replays are not counted here.",
@@ -95,6 +97,7 @@ class ServerMetrics:
             "Proposals answered with their stored decision because the same event was sent again.",
             registry=registry,
         )
+
         self.projection_lag_positions = Gauge(
             "csdp_projection_lag_positions",
             "Global positions between the log head and the projector's checkpoint.",
@@ -113,6 +116,7 @@ class ServerMetrics:
             ("projector",),
             registry=registry,
         )
+
         self.sla_clocks = Gauge(
             "csdp_sla_clocks",
             "Running SLA clocks of open orders that are at risk or breached, as of the last SLA clock run.",
@@ -124,6 +128,7 @@ class ServerMetrics:
             "Unix time at which the last SLA clock run finished; 0 before the first run.",
             registry=registry,
         )
+
         self.live_feed_subscribers = Gauge(
             "csdp_live_feed_subscribers",
             "Clients connected to the live feed of this process.",
@@ -135,11 +140,13 @@ class ServerMetrics:
             ("state",),
             registry=registry,
         )
+
         self.refresh_errors = Counter(
             "csdp_metrics_refresh_errors",
             "Scrapes in which a state gauge could not be read from the store.",
             registry=registry,
         )
+
         # Series with a fixed label set are created now, so a scrape lists them before their first event.
         for state in ("at_risk", "breached"):
             self.sla_clocks.labels(state=state)

@@ -1,6 +1,6 @@
 """The checks behind `GET /ready`: the database, its schema version and the background jobs.
 
-A replica is ready when its store answers a query, the schema version is
+A replica is ready when its store responds to a query, the schema version is
 the one this server was built for, the KPI projector's task runs and has
 made progress recently, and the SLA clock job (unless switched off) runs
 and has finished a run recently. Each failing check names its cause in the
