@@ -76,6 +76,8 @@ def create_app(
             dev_auth=settings.dev_auth_enabled,
             jwks_url=redact_url(settings.jwks_url, hide_bare_user=True) or None,
             algorithms=verifier.accepted_algorithms,
+            tracing=tracing.enabled,
+            metrics_token=bool(settings.metrics_token),
         )
         if demo:
             from .demo import load_demo

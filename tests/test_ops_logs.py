@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
+import uuid
+from collections.abc import Callable
 import sqlite3
 import subprocess
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from api_helpers import created, event
@@ -33,7 +37,12 @@ def records(log_text: str) -> list[dict]:  # type: ignore[type-arg]
     return parsed
 
 
-def run_server_and_post(tmp_path: Path, batches: list[tuple[dict[str, str], dict]]) -> tuple[list[httpx.Response], str, str]:  # type: ignore[type-arg]
+def run_server_and_post(
+    tmp_path: Path,
+    batches: list[tuple[dict[str, str], dict]],  # type: ignore[type-arg]
+    before_posting: Callable[[], None] = lambda: None,
+    **environment: str,
+) -> tuple[list[httpx.Response], str, str]:
     """Start `csdp serve`, post each (headers, body) as a dispatcher, stop it; return the responses, log and token."""
     var_dir = tmp_path / "var"
     port = free_port()
@@ -42,7 +51,7 @@ def run_server_and_post(tmp_path: Path, batches: list[tuple[dict[str, str], dict
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [str(CSDP), "serve", "--port", str(port)],
-            env=csdp_env(var_dir, CSDP_SLA_CLOCK_SECONDS="0"),
+            env=csdp_env(var_dir, CSDP_SLA_CLOCK_SECONDS="0", **environment),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -50,6 +59,7 @@ def run_server_and_post(tmp_path: Path, batches: list[tuple[dict[str, str], dict
     responses = []
     try:
         _wait_for_health(base_url, process)
+        before_posting()
         for headers, body in batches:
             responses.append(
                 httpx.post(
@@ -136,3 +146,41 @@ def test_bad_correlation_id_logged_and_rejected(tmp_path):
     assert events == {}
 
 
+
+
+def test_store_error_logged_with_ids(tmp_path, postgres_database):
+    schema = f"logs_{uuid.uuid4().hex[:12]}"
+    url = f"{postgres_database}?search_path={schema}"
+
+    async def run(sql: str) -> None:
+        connection = await asyncpg.connect(postgres_database)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(run(f"CREATE SCHEMA {schema}"))
+    migrated = subprocess.run(
+        [str(CSDP), "migrate"], env=csdp_env(tmp_path / "var", CSDP_DATABASE_URL=url), capture_output=True, text=True, timeout=60
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    try:
+        # The table disappears under the running server, so the append fails inside PostgreSQL.
+        responses, log_text, _ = run_server_and_post(
+            tmp_path,
+            [({"X-Correlation-ID": "tablet-3-sync-9"}, {"events": [created("wo-74")]})],
+            before_posting=lambda: asyncio.run(run(f"ALTER TABLE {schema}.events RENAME TO events_moved")),
+            CSDP_DATABASE_URL=url,
+        )
+    finally:
+        asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+
+    assert responses[0].status_code == 500
+    assert responses[0].json()["correlation_id"] == "tablet-3-sync-9"
+    errors = [r for r in records(log_text) if r.get("event") == "store_error"]
+    assert len(errors) == 1
+    assert errors[0]["correlation_id"] == "tablet-3-sync-9"
+    assert errors[0]["subject"] == "d-7"
+    assert errors[0]["method"] == "POST"
+    assert errors[0]["path"] == "/v1/events"
+    assert "events" in errors[0]["error"]
