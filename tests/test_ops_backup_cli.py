@@ -302,3 +302,54 @@ def test_every_setting_has_a_variable():
     from server.settings_report import SETTING_VARIABLES
 
     assert [field.name for field in dataclasses.fields(Settings)] == list(SETTING_VARIABLES)
+
+
+@pytest.mark.parametrize("converters", ["sqlite", "postgres"])
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("integer", True),
+        ("integer", "7"),
+        ("integer", 1.5),
+        ("text", 7),
+        ("uuid", "not-a-uuid"),
+        ("timestamp", "yesterday"),
+        ("instant", 0),
+        ("json", {"already": "decoded"}),
+        ("bytes", "***"),
+        ("boolean", 1),
+    ],
+)
+def test_converter_rejects_misfit_value(converters, kind, value):
+    import binascii
+
+    from server.backup.tables import POSTGRES_CONVERTERS, SQLITE_CONVERTERS, InvalidValue, Kind
+
+    table = SQLITE_CONVERTERS if converters == "sqlite" else POSTGRES_CONVERTERS
+
+    with pytest.raises((InvalidValue, ValueError, binascii.Error)):
+        table[Kind(kind)](value)
+
+
+def test_portable_values_round_trip():
+    import datetime as dt
+    import uuid
+
+    from server.backup.tables import POSTGRES_CONVERTERS, SQLITE_CONVERTERS, Kind, portable_value
+
+    instant = dt.datetime(2026, 3, 29, 1, 30, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    identifier = uuid.UUID("6f0c5a8e-2f8d-4b47-9a4c-0c9b0c1d2e3f")
+
+    assert portable_value(Kind.TIMESTAMP, instant) == "2026-03-28T23:30:00.000005+00:00"
+    assert portable_value(Kind.TIMESTAMP, "2026-03-28T23:30:00+00:00") == "2026-03-28T23:30:00.000000+00:00"
+    assert portable_value(Kind.INSTANT, "2026-03-28T23:30:00.000005Z") == "2026-03-28T23:30:00.000005+00:00"
+    assert portable_value(Kind.UUID, identifier) == str(identifier)
+    assert portable_value(Kind.BYTES, b"\x00\xff") == "AP8="
+    assert portable_value(Kind.JSON, b'{"a": 1}') == '{"a": 1}'
+    assert portable_value(Kind.BOOLEAN, 0) is False
+    assert SQLITE_CONVERTERS[Kind.INSTANT]("2026-03-28T23:30:00.000005+00:00") == "2026-03-28T23:30:00.000005Z"
+    assert SQLITE_CONVERTERS[Kind.TIMESTAMP]("2026-03-28T23:30:00.000005+00:00") == "2026-03-28T23:30:00.000005+00:00"
+    assert SQLITE_CONVERTERS[Kind.BOOLEAN](True) == 1
+    assert POSTGRES_CONVERTERS[Kind.TIMESTAMP]("2026-03-28T23:30:00.000005+00:00") == instant
+    assert POSTGRES_CONVERTERS[Kind.UUID](str(identifier)) == identifier
+    assert POSTGRES_CONVERTERS[Kind.BYTES]("AP8=") == b"\x00\xff"

@@ -19,7 +19,17 @@ import asyncpg
 
 from ..store.errors import StoreUnavailable
 from .archive import BackupError, BackupWriter
-from .tables import TABLES, InvalidValue, Table, portable_value, postgres_value, sqlite_value
+from .tables import (
+    POSTGRES_CONVERTERS,
+    SQLITE_CONVERTERS,
+    TABLES,
+    Converter,
+    InvalidValue,
+    Kind,
+    Table,
+    portable_value,
+    row_converter,
+)
 
 RowsCallback = Callable[[int], None]
 
@@ -128,12 +138,17 @@ async def _connect(dsn: str, description: str) -> asyncpg.Connection:
 # -- restore -------------------------------------------------------------------
 
 
-def _converted(table: Table, row: list[Any], convert: Callable[[Any, Any], Any]) -> tuple[Any, ...]:
-    try:
-        return tuple(convert(column.kind, value) for column, value in zip(table.columns, row))
-    except (InvalidValue, ValueError, binascii.Error) as exc:
-        key = row[table.column_names.index(table.order_by)]
-        raise BackupError(f"the backup's {table.name} row {table.order_by}={key!r} has an invalid value: {exc}") from None
+def _converted(table: Table, page: list[list[Any]], converters: dict[Kind, Converter]) -> list[tuple[Any, ...]]:
+    """Convert a page of file rows for a store, raising BackupError that names the first row that does not fit."""
+    convert = row_converter(table, converters)
+    rows = []
+    for row in page:
+        try:
+            rows.append(convert(row))
+        except (InvalidValue, ValueError, binascii.Error) as exc:
+            key = row[table.column_names.index(table.order_by)]
+            raise BackupError(f"the backup's {table.name} row {table.order_by}={key!r} has an invalid value: {exc}") from None
+    return rows
 
 
 def _pages(rows: Iterator[tuple[Table, list[Any]]], batch_size: int) -> Iterator[tuple[Table, list[list[Any]]]]:
@@ -171,7 +186,7 @@ def restore_sqlite(path: Path, rows: Iterator[tuple[Table, list[Any]]], batch_si
             placeholders = ", ".join("?" for _ in table.columns)
             connection.executemany(
                 f"INSERT INTO {table.name} ({', '.join(table.column_names)}) VALUES ({placeholders})",
-                [_converted(table, row, sqlite_value) for row in page],
+                _converted(table, page, SQLITE_CONVERTERS),
             )
             on_rows(len(page))
         connection.execute("COMMIT")
@@ -196,7 +211,7 @@ async def restore_postgres(
             if any(counts.values()):
                 raise _not_empty(description, counts)
             for table, page in _pages(rows, batch_size):
-                records = [_converted(table, row, postgres_value) for row in page]
+                records = _converted(table, page, POSTGRES_CONVERTERS)
                 await connection.copy_records_to_table(table.name, records=records, columns=table.column_names)
                 on_rows(len(page))
             # The counters that ingestion, the audit and the catalog continue from.

@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import enum
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from ..kpi_projection.rows import format_instant
@@ -116,7 +117,8 @@ def portable_value(kind: Kind, value: Any) -> Any:
     if value is None:
         return None
     if kind is Kind.UUID:
-        return str(uuid.UUID(str(value)))
+        # PostgreSQL returns UUID objects; SQLite returns the canonical text that the store wrote.
+        return value if isinstance(value, str) else str(value)
     if kind in (Kind.TIMESTAMP, Kind.INSTANT):
         return _instant(value).isoformat(timespec="microseconds")
     if kind is Kind.JSON:
@@ -144,54 +146,63 @@ class InvalidValue(ValueError):
     """A value in the file that does not fit its column."""
 
 
-def sqlite_value(kind: Kind, value: Any) -> Any:
-    """Turn a file value into what the SQLite store writes in that column."""
-    if value is None:
-        return None
-    _check_type(kind, value)
-    if kind is Kind.TIMESTAMP:
-        return _instant(value).isoformat()
-    if kind is Kind.INSTANT:
-        return format_instant(_instant(value))
-    if kind is Kind.JSON:
-        return value.encode()
-    if kind is Kind.BYTES:
-        return base64.b64decode(value, validate=True)
-    if kind is Kind.BOOLEAN:
-        return int(value)
-    if kind is Kind.UUID:
-        return str(uuid.UUID(value))
+Converter = Callable[[Any], Any]
+
+
+def _integer(value: Any) -> int:
+    # bool is a subclass of int, so an integer column must reject it by name.
+    if type(value) is not int:
+        raise InvalidValue(f"expected integer, found {type(value).__name__} {value!r:.60}")
     return value
 
 
-def postgres_value(kind: Kind, value: Any) -> Any:
-    """Turn a file value into what asyncpg writes in that PostgreSQL column."""
-    if value is None:
-        return None
-    _check_type(kind, value)
-    if kind in (Kind.TIMESTAMP, Kind.INSTANT):
-        return _instant(value)
-    if kind is Kind.BYTES:
-        return base64.b64decode(value, validate=True)
-    if kind is Kind.UUID:
-        return uuid.UUID(value)
+def _text(value: Any) -> str:
+    if type(value) is not str:
+        raise InvalidValue(f"expected text, found {type(value).__name__} {value!r:.60}")
     return value
 
 
-_JSON_TYPES = {
-    Kind.INTEGER: int,
-    Kind.TEXT: str,
-    Kind.UUID: str,
-    Kind.TIMESTAMP: str,
-    Kind.INSTANT: str,
-    Kind.JSON: str,
-    Kind.BYTES: str,
-    Kind.BOOLEAN: bool,
+def _boolean(value: Any) -> bool:
+    if type(value) is not bool:
+        raise InvalidValue(f"expected boolean, found {type(value).__name__} {value!r:.60}")
+    return value
+
+
+def _bytes(value: Any) -> bytes:
+    return base64.b64decode(_text(value), validate=True)
+
+
+# Per column kind: the function that turns a non-null file value into what each store writes.
+SQLITE_CONVERTERS: dict[Kind, Converter] = {
+    Kind.INTEGER: _integer,
+    Kind.TEXT: _text,
+    Kind.UUID: lambda value: str(uuid.UUID(_text(value))),
+    Kind.TIMESTAMP: lambda value: _instant(_text(value)).isoformat(),
+    Kind.INSTANT: lambda value: format_instant(_instant(_text(value))),
+    Kind.JSON: lambda value: _text(value).encode(),
+    Kind.BYTES: _bytes,
+    Kind.BOOLEAN: lambda value: int(_boolean(value)),
+}
+POSTGRES_CONVERTERS: dict[Kind, Converter] = {
+    Kind.INTEGER: _integer,
+    Kind.TEXT: _text,
+    Kind.UUID: lambda value: uuid.UUID(_text(value)),
+    Kind.TIMESTAMP: lambda value: _instant(_text(value)),
+    Kind.INSTANT: lambda value: _instant(_text(value)),
+    Kind.JSON: _text,
+    Kind.BYTES: _bytes,
+    Kind.BOOLEAN: _boolean,
 }
 
 
-def _check_type(kind: Kind, value: Any) -> None:
-    expected = _JSON_TYPES[kind]
-    # bool is a subclass of int, so an integer column must reject it by name.
-    if not isinstance(value, expected) or (kind is Kind.INTEGER and isinstance(value, bool)):
-        raise InvalidValue(f"expected {kind.value}, found {type(value).__name__} {value!r:.60}")
+def row_converter(table: Table, converters: dict[Kind, Converter]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """Return a function that turns one file row of `table` into a row for a store; None stays None.
+
+    It raises InvalidValue, ValueError or binascii.Error for a value that does not fit its column.
+    """
+    functions = [converters[column.kind] for column in table.columns]
+
+    def convert(row: list[Any]) -> tuple[Any, ...]:
+        return tuple(None if value is None else function(value) for function, value in zip(functions, row))
+
+    return convert
