@@ -64,7 +64,13 @@ def create_app(
     projector = KpiProjector(store) if kpi_projector else None
     verifier = TokenVerifier(settings)
     denied_requests = DeniedRequestRecorder(store)
-    sla_clock = SlaClockJob(store, settings.sla_clock_seconds, dt.timedelta(seconds=settings.clock_skew_tolerance_seconds))
+    server_metrics = ServerMetrics()
+    sla_clock = SlaClockJob(
+        store,
+        settings.sla_clock_seconds,
+        dt.timedelta(seconds=settings.clock_skew_tolerance_seconds),
+        on_run=server_metrics.observe_sla_run,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -137,7 +143,7 @@ def create_app(
     app.state.denied_requests = denied_requests
     app.state.kpi_projector = projector
     app.state.sla_clock = sla_clock
-    app.state.metrics = ServerMetrics()
+    app.state.metrics = server_metrics
     app.state.tracing = tracing
     app.state.readiness = ReadinessChecker(store, projector, sla_clock)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)

@@ -82,6 +82,11 @@ def test_metrics_expose_every_named_series(metrics_server):
     assert sample(samples, "csdp_sla_clocks", state="at_risk") == 2
     assert sample(samples, "csdp_sla_clocks", state="breached") == 1
     assert sample(samples, "csdp_sla_clock_last_run_timestamp_seconds") > time.time() - 60
+    # wo-late crossed the response warnings at 0.5 and 0.75, the response breach and the resolution warning
+    # at 0.5; wo-warn crossed the response warnings at 0.5 and 0.75.
+    assert sample(samples, "csdp_sla_crossings_total", kind="breach", clock="response") == 1
+    assert sample(samples, "csdp_sla_crossings_total", kind="warning", clock="response") == 4
+    assert sample(samples, "csdp_sla_crossings_total", kind="warning", clock="resolution") == 1
     assert sample(samples, "csdp_projection_lag_positions", projector="kpi") >= 0
     assert sample(samples, "csdp_projection_lag_seconds", projector="kpi") >= 0
     assert sample(samples, "csdp_projector_running", projector="kpi") == 1

@@ -27,7 +27,7 @@ from ..kpi_projection.rows import ProjectorLag
 
 if TYPE_CHECKING:
     from ..kpi_projection.projector import KpiProjector
-    from ..sla.clock_job import SlaClockJob
+    from ..sla.clock_job import ClockRun, SlaClockJob
     from ..store import Store
 
 log = structlog.get_logger("csdp.metrics")
@@ -123,6 +123,12 @@ class ServerMetrics:
             ("state",),
             registry=registry,
         )
+        self.sla_crossings = Counter(
+            "csdp_sla_crossings",
+            "SLA warnings and breaches that the SLA clock job of this process recorded, by kind and clock.",
+            ("kind", "clock"),
+            registry=registry,
+        )
         self.sla_clock_last_run = Gauge(
             "csdp_sla_clock_last_run_timestamp_seconds",
             "Unix time at which the last SLA clock run finished; 0 before the first run.",
@@ -175,6 +181,13 @@ class ServerMetrics:
             share = seconds / count
             for _ in range(count):
                 self.ingest_event_seconds.observe(share)
+
+    def observe_sla_run(self, run: ClockRun) -> None:
+        """Count the crossings one SLA clock run recorded; a crossing key reads CYCLE/CLOCK/KIND/THRESHOLD."""
+        for _, key in run.recorded:
+            parts = key.split("/")
+            if len(parts) >= 3:
+                self.sla_crossings.labels(kind=parts[2], clock=parts[1]).inc()
 
     # -- read at scrape time -------------------------------------------------
 

@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -165,8 +166,15 @@ def _log_batch(work_order_id: str, run_id: str, proposals: list[ProposedEvent], 
 class SlaClockJob:
     """Runs `run_clock_once` every `interval_seconds` in an asyncio task until stopped."""
 
-    def __init__(self, store: Store, interval_seconds: float, skew_tolerance: dt.timedelta) -> None:
+    def __init__(
+        self,
+        store: Store,
+        interval_seconds: float,
+        skew_tolerance: dt.timedelta,
+        on_run: Callable[[ClockRun], None] | None = None,
+    ) -> None:
         self._store = store
+        self._on_run = on_run
         self._interval = interval_seconds
         self._skew_tolerance = skew_tolerance
         self._task: asyncio.Task[None] | None = None
@@ -211,6 +219,8 @@ class SlaClockJob:
         while True:
             try:
                 self.last_run = await run_clock_once(self._store, dt.datetime.now(dt.UTC), self._skew_tolerance)
+                if self._on_run is not None:
+                    self._on_run(self.last_run)
             except Exception as exc:  # noqa: BLE001 - the job logs any failure and tries again at the next interval
                 log.error("sla_clock_run_failed", error=repr(exc))
             self.last_attempt_at = time.monotonic()
