@@ -141,7 +141,7 @@ def migrate(database_url: str | None, var_dir: Path | None) -> None:
 
 def _require_server_extra() -> None:
     """Stop with an install hint when the server's packages are missing (a client-only install)."""
-    packages = ("uvicorn", "litestar", "jwt", "asyncpg", "rich")
+    packages = ("uvicorn", "litestar", "jwt", "asyncpg", "rich", "prometheus_client")
     missing = [name for name in packages if importlib.util.find_spec(name) is None]
     if missing:
         raise click.ClickException(

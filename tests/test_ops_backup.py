@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -209,3 +211,49 @@ def test_restored_store_accepts_new_events(settings, target, tmp_path):
     assert decisions[0]["global_position"] == len(changes)
     assert [item["global_position"] for item in changes] == list(range(1, len(changes) + 1))
     assert denied.status_code == 401
+
+
+def test_backup_during_writes_is_consistent(settings, tmp_path):
+    """A backup taken while batches commit contains whole batches only: positions and versions without gaps."""
+    source = Settings(var_dir=settings.var_dir, database_url=settings.database_url, sla_clock_seconds=0)
+    server, thread, base_url = start_server(source)
+    stop = threading.Event()
+    written = []
+
+    def write() -> None:
+        with LiveServer(base_url=base_url, settings=source).client(Role.ADMIN, "admin-1") as admin:
+            index = 0
+            while not stop.is_set():
+                order = f"wo-c{index}"
+                post_batch(admin, [created(order), assigned(order, "e-1"), event(order, "note_added", 2, {"text": "x"})])
+                written.append(order)
+                index += 1
+
+    writer_thread = threading.Thread(target=write)
+    writer_thread.start()
+    try:
+        while len(written) < 5:
+            time.sleep(0.05)
+        run_backup(source, tmp_path / "live.jsonl.gz", 7, QUIET)
+        written_at_backup = len(written)
+    finally:
+        stop.set()
+        writer_thread.join(timeout=30)
+        stop_server(server, thread)
+    target = Settings(var_dir=tmp_path / "restored")
+
+    result = run_restore(target, tmp_path / "live.jsonl.gz", 7, QUIET)
+
+    with sqlite3.connect(target.sqlite_path) as connection:
+        positions = [row[0] for row in connection.execute("SELECT global_position FROM events ORDER BY global_position")]
+        versions = connection.execute(
+            "SELECT work_order_id, group_concat(stream_version) FROM"
+            " (SELECT work_order_id, stream_version FROM events ORDER BY work_order_id, stream_version)"
+            " GROUP BY work_order_id"
+        ).fetchall()
+        accepted = connection.execute("SELECT count(*) FROM decisions WHERE global_position IS NOT NULL").fetchone()[0]
+    assert positions == list(range(1, len(positions) + 1))
+    assert all(stream == "1,2,3" for _, stream in versions), versions
+    assert accepted == len(positions)
+    assert result.counts["events"] == len(positions)
+    assert 5 * 3 <= len(positions) <= (written_at_backup + 1) * 3
