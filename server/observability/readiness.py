@@ -42,17 +42,23 @@ class Check:
 @dataclasses.dataclass(frozen=True)
 class Readiness:
     checks: tuple[Check, ...]
+    events: int | None
+    """Events in the log, None when the store cannot be queried."""
 
     @property
     def ready(self) -> bool:
         return all(check.ok for check in self.checks)
 
     def body(self) -> dict[str, object]:
-        body: dict[str, object] = {
-            "status": "ready" if self.ready else "not_ready",
-            "checks": {check.name: {"ok": check.ok, "detail": check.detail} for check in self.checks},
-        }
+        """Return the response body: the status and the event count, plus every check when one fails.
+
+        A ready body stays `{"status": "ready", "events": N}`, the shape monitors already read.
+        """
+        body: dict[str, object] = {"status": "ready" if self.ready else "not_ready"}
+        if self.events is not None:
+            body["events"] = self.events
         if not self.ready:
+            body["checks"] = {check.name: {"ok": check.ok, "detail": check.detail} for check in self.checks}
             body["not_ready"] = [f"{check.name}: {check.detail}" for check in self.checks if not check.ok]
         return body
 
@@ -78,28 +84,31 @@ class ReadinessChecker:
         return max(SLA_CLOCK_MISSED_INTERVALS * self.sla_clock.interval_seconds, MIN_SLA_CLOCK_STALL_SECONDS)
 
     async def check(self) -> Readiness:
-        database, schema = await self._check_store()
+        database, schema, events = await self._check_store()
         checks = (database, schema, self._check_projector(), self._check_sla_clock())
-        readiness = Readiness(checks)
+        readiness = Readiness(checks, events)
         if not readiness.ready:
             log.warning("not_ready", causes=readiness.body()["not_ready"])
         return readiness
 
-    async def _check_store(self) -> tuple[Check, Check]:
+    async def _check_store(self) -> tuple[Check, Check, int | None]:
+        """Check the store and its schema version; also return the event count, None when it cannot be read."""
         try:
             found = await self.store.schema_version()
+            events = await self.store.count_events()
         except Exception as exc:  # noqa: BLE001 - any failure to query the store means not ready
             reason = f"the store {self.store.description} cannot be queried: {exc}"
-            return Check("database", False, reason), Check("migrations", False, "unknown while the database is unreachable")
+            unknown = Check("migrations", False, "unknown while the database is unreachable")
+            return Check("database", False, reason), unknown, None
         expected = self.store.expected_schema_version
         database = Check("database", True, self.store.description)
         if found == expected:
-            return database, Check("migrations", True, f"schema version {found}")
+            return database, Check("migrations", True, f"schema version {found}"), events
         if found < expected:
             detail = f"schema version {found} is behind this server's {expected}; run csdp migrate"
         else:
             detail = f"schema version {found} is ahead of this server's {expected}; upgrade this server"
-        return database, Check("migrations", False, detail)
+        return database, Check("migrations", False, detail), events
 
     def _check_projector(self) -> Check:
         projector = self.projector
