@@ -153,3 +153,30 @@ async def test_not_ready_when_sla_clock_hangs(settings, monkeypatch):
 
     assert status == 503
     assert body["checks"]["sla_clock"]["detail"].startswith("no run has finished for")
+
+
+async def test_not_ready_logged_once_per_change(settings, monkeypatch):
+    from server.observability import readiness as readiness_module
+
+    lines: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+
+    class Recorder:
+        def warning(self, event: str, **fields: object) -> None:
+            lines.append((event, fields))
+
+        def info(self, event: str, **fields: object) -> None:
+            lines.append((event, fields))
+
+    monkeypatch.setattr(readiness_module, "log", Recorder())
+    app = build(settings)
+    async with AsyncTestClient(app) as client:
+        client.blocking_portal.call(app.state.sla_clock.stop)
+        for _ in range(3):
+            await ready(client)
+        client.blocking_portal.call(app.state.sla_clock.start)
+        await ready(client)
+        await ready(client)
+
+    assert [event for event, _ in lines] == ["not_ready", "ready_again"]
+    assert lines[0][1]["causes"] == ["sla_clock: the task is not running"]
+    assert lines[1][1]["previously_failing"] == ["sla_clock"]

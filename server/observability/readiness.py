@@ -1,9 +1,9 @@
 """The checks behind `GET /ready`: the database, its schema version and the background jobs.
 
-A replica is ready when its store responds to a query, the schema version is
-the one this server was built for, the KPI projector's task runs and has
-made progress recently, and the SLA clock job (unless switched off) runs
-and has finished a run recently. Each failing check names its cause in the
+A replica is ready when its store responds to a query and the schema
+version is the one this server was built for. The KPI projector's task must
+run and have made progress recently. The SLA clock job, unless switched
+off, must run and have finished a run recently. Each failing check names its cause in the
 503 body, so a load balancer's log tells the operator what to fix.
 """
 
@@ -78,6 +78,7 @@ class ReadinessChecker:
         self.projector = projector
         self.sla_clock = sla_clock
         self.projector_stall_seconds = projector_stall_seconds
+        self._failing_logged: list[str] = []
 
     @property
     def sla_clock_stall_seconds(self) -> float:
@@ -87,8 +88,14 @@ class ReadinessChecker:
         database, schema, events = await self._check_store()
         checks = (database, schema, self._check_projector(), self._check_sla_clock())
         readiness = Readiness(checks, events)
-        if not readiness.ready:
-            log.warning("not_ready", causes=readiness.body()["not_ready"])
+        # Probes repeat every few seconds, so a line is logged only when the set of failing checks changes.
+        failing = [check.name for check in checks if not check.ok]
+        if failing != self._failing_logged:
+            if failing:
+                log.warning("not_ready", causes=[f"{check.name}: {check.detail}" for check in checks if not check.ok])
+            else:
+                log.info("ready_again", previously_failing=self._failing_logged)
+            self._failing_logged = failing
         return readiness
 
     async def _check_store(self) -> tuple[Check, Check, int | None]:
