@@ -7,7 +7,22 @@ from pathlib import Path
 
 import click
 
-from .cli import _require_server_extra, _settings
+from .config import Settings
+
+
+# The helpers live in server.cli, which imports this module at its end. They are
+# imported when a command runs, so `python -m server.cli` (where server.cli is
+# __main__ and not yet complete) can load this module.
+def _settings(var_dir: Path | None, database_url: str | None = None) -> Settings:
+    from .cli import _settings as settings_from_environment
+
+    return settings_from_environment(var_dir, database_url)
+
+
+def _require_server_extra() -> None:
+    from .cli import _require_server_extra as require
+
+    require()
 
 _DATABASE_URL_OPTION = click.option("--database-url", help="Store location [env: CSDP_DATABASE_URL].")
 _VAR_DIR_OPTION = click.option(

@@ -353,3 +353,23 @@ def test_portable_values_round_trip():
     assert POSTGRES_CONVERTERS[Kind.TIMESTAMP]("2026-03-28T23:30:00.000005+00:00") == instant
     assert POSTGRES_CONVERTERS[Kind.UUID](str(identifier)) == identifier
     assert POSTGRES_CONVERTERS[Kind.BYTES]("AP8=") == b"\x00\xff"
+
+
+def test_commands_run_as_module(tmp_path):
+    """`python -m server.cli` makes server.cli __main__, which must still load the operations commands."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CSDP_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "config", "show", "--var-dir", str(tmp_path / "var")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"CSDP_VAR_DIR={tmp_path / 'var'} ")
