@@ -265,10 +265,10 @@ def test_config_show_json(tmp_path):
     result = run_csdp(tmp_path / "var", "config", "show", "--json", CSDP_SLA_CLOCK_SECONDS="5")
 
     assert result.returncode == 0, result.stderr
-    shown = json.loads(result.stdout)
-    assert shown["CSDP_SLA_CLOCK_SECONDS"] == {"value": "5.0", "source": "env"}
-    assert shown["CSDP_VAR_DIR"]["source"] == "env"
-    assert shown["development tokens"] == {"value": "on", "source": "derived"}
+    printed = json.loads(result.stdout)
+    assert printed["CSDP_SLA_CLOCK_SECONDS"] == {"value": "5.0", "source": "env"}
+    assert printed["CSDP_VAR_DIR"]["source"] == "env"
+    assert printed["development tokens"] == {"value": "on", "source": "derived"}
 
 
 @pytest.mark.parametrize(
@@ -373,3 +373,39 @@ def test_commands_run_as_module(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"CSDP_VAR_DIR={tmp_path / 'var'} ")
+
+
+def test_restore_into_missing_postgres_database(tmp_path, backup_file, postgres_database):
+    missing = postgres_database.rpartition("/")[0] + "/csdp_no_such_database"
+
+    result = run_csdp(tmp_path / "target", "restore", str(backup_file), "--database-url", missing)
+
+    assert result.returncode == 1
+    assert "cannot connect to PostgreSQL at" in result.stderr
+    assert "csdp_no_such_database" in result.stderr
+
+
+def test_backup_of_unmigrated_postgres(tmp_path, postgres_database):
+    result = run_csdp(tmp_path / "var", "backup", str(tmp_path / "b.jsonl.gz"), "--database-url", postgres_database)
+
+    assert result.returncode == 1
+    assert "has schema version 0, this csdp expects" in result.stderr
+    assert "run csdp migrate on it before a backup" in result.stderr
+    assert not (tmp_path / "b.jsonl.gz").exists()
+
+
+def test_restore_rejects_empty_gzip(tmp_path):
+    path = tmp_path / "empty.jsonl.gz"
+    write_lines(path, [])
+
+    result = run_csdp(tmp_path / "target", "restore", str(path))
+
+    assert result.returncode == 1
+    assert f"backup file {path} is corrupt: it contains no lines" in result.stderr
+
+
+def test_restore_rejects_folder(tmp_path):
+    result = run_csdp(tmp_path / "target", "restore", str(tmp_path))
+
+    assert result.returncode == 2
+    assert "is a directory" in result.stderr

@@ -105,6 +105,8 @@ class BackupReader:
                 table = self._row_table(number, value)
                 counts[table.name] += 1
             digest.update(data)
+        if not self.header:
+            raise self._corrupt("it contains no lines")
         if closing is None:
             raise self._corrupt("the closing manifest is missing, so the file is truncated")
         if closing.get("sha256") != digest.hexdigest():

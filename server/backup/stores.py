@@ -70,7 +70,12 @@ def backup_sqlite(
         connection.execute("PRAGMA busy_timeout = 10000")
         # One read transaction, so every SELECT below reads the same snapshot while the server goes on writing.
         connection.execute("BEGIN")
-        version = connection.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+        migrated = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ).fetchone()
+        version = 0
+        if migrated:
+            version = connection.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
         if version != expected_version:
             raise _schema_mismatch(f"sqlite:///{path}", version, expected_version)
         on_start(sum(connection.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0] for table in TABLES))
@@ -100,7 +105,9 @@ async def backup_postgres(
     connection = await _connect(dsn, description)
     try:
         async with connection.transaction(isolation="repeatable_read", readonly=True):
-            version = await connection.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+            version = 0
+            if await connection.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+                version = await connection.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
             if version != expected_version:
                 raise _schema_mismatch(description, version, expected_version)
             total = 0
@@ -124,6 +131,8 @@ async def backup_postgres(
                 writer.abort()
                 raise
             return writer
+    except asyncpg.PostgresError as exc:
+        raise StoreUnavailable(f"reading {description} failed: {exc}") from None
     finally:
         await connection.close()
 
