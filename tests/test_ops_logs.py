@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from api_helpers import created, event
+from api_helpers import DEVICE, created, event
 from conftest import free_port
 from test_cli import CSDP, _wait_for_health, csdp_env
 
@@ -111,6 +111,7 @@ def test_correlation_id_followed_through_logs_and_events(tmp_path):
     assert batch[0]["events"] == 3
     assert batch[0]["decisions"] == {"ACCEPTED:applied": 2, "REJECTED:invalid_transition": 1}
     assert batch[0]["subject"] == "d-7"
+    assert batch[0]["device_ids"] == [DEVICE]
     assert token not in log_text
     assert token.split(".")[2] not in log_text
 

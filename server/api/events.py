@@ -173,7 +173,7 @@ async def post_events(request: Request, actor: CurrentActor) -> DecisionBatch:
         "batch_decided",
         correlation_id=correlation_id,
         subject=actor.subject,
-        device_id=events[0].device_id,
+        device_ids=sorted({event.device_id for event in events}),
         events=len(decisions),
         decisions=summary,
         latency_ms=round(seconds * 1000, 2),
