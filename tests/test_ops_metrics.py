@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from api_helpers import event, post_batch
+from api_helpers import assigned, created, event, post_batch
 from conftest import SHARED_SSL_CONTEXT, LiveServer
 from ops_helpers import SCRAPE_TOKEN, sample, scrape, serve
 from sla_helpers import ROUND_THE_CLOCK, history, put_contracts
@@ -60,10 +60,11 @@ def test_metrics_expose_every_named_series(metrics_server):
     # wo-warn: response at risk (3 h of 4, past the 0.75 warning).
     open_order(admin, "wo-late", hours_ago=5)
     open_order(admin, "wo-warn", hours_ago=3)
-    decisions = post_batch(admin, [event("wo-late", "assigned", 2, {"engineer_id": "e-1"})])
+    # The rejection goes to an order without a contract, whose version the SLA clock never moves.
+    post_batch(admin, [created("wo-plain"), assigned("wo-plain", "e-1")])
+    decisions = post_batch(admin, [event("wo-plain", "assigned", 2, {"engineer_id": "e-2"})])
     assert decisions[0]["status"] == "REJECTED", decisions
     assert decisions[0]["reason_code"] == "invalid_transition", decisions
-    post_batch(admin, [event("wo-warn", "note_added", 2, {"text": "customer called"})])
 
     def clocks_counted() -> bool:
         samples = scrape(metrics_server.base_url)
@@ -73,10 +74,10 @@ def test_metrics_expose_every_named_series(metrics_server):
     samples = scrape(metrics_server.base_url)
 
     assert sample(samples, "csdp_ingest_batch_seconds_count") == 4
-    assert sample(samples, "csdp_ingest_event_seconds_count") == 6
-    assert sample(samples, "csdp_ingest_batch_events_sum") == 6
+    assert sample(samples, "csdp_ingest_event_seconds_count") == 7
+    assert sample(samples, "csdp_ingest_batch_events_sum") == 7
     assert sample(samples, "csdp_ingest_batch_seconds_bucket", le="+Inf") == 4
-    assert sample(samples, "csdp_decisions_total", status="ACCEPTED", reason_code="applied") == 5
+    assert sample(samples, "csdp_decisions_total", status="ACCEPTED", reason_code="applied") == 6
     assert sample(samples, "csdp_decisions_total", status="REJECTED", reason_code="invalid_transition") == 1
     assert sample(samples, "csdp_decision_replays_total") == 0
     assert sample(samples, "csdp_sla_clocks", state="at_risk") == 2
