@@ -29,12 +29,8 @@ def store_kind() -> str:
 
 
 def records(log_text: str) -> list[dict]:  # type: ignore[type-arg]
-    """Parse the JSON log lines; uvicorn's own plain-text lines are skipped."""
-    parsed = []
-    for line in log_text.splitlines():
-        if line.startswith("{"):
-            parsed.append(json.loads(line))
-    return parsed
+    """Parse the JSON log lines of the server's stdout; every line must be one JSON object."""
+    return [json.loads(line) for line in log_text.splitlines() if line.strip()]
 
 
 def run_server_and_post(
@@ -47,13 +43,15 @@ def run_server_and_post(
     var_dir = tmp_path / "var"
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
+    # structlog prints the JSON records to stdout and uvicorn logs its plain lines to stderr.
+    # The two go to separate files, so a write to one stream cannot land inside a line of the other.
+    log_path = tmp_path / "serve.stdout.log"
+    with log_path.open("w") as log, (tmp_path / "serve.stderr.log").open("w") as errors:
         process = subprocess.Popen(
             [str(CSDP), "serve", "--port", str(port)],
             env=csdp_env(var_dir, CSDP_SLA_CLOCK_SECONDS="0", **environment),
             stdout=log,
-            stderr=subprocess.STDOUT,
+            stderr=errors,
         )
     token = mint_dev_token(Settings(var_dir=var_dir), subject="d-7", role=Role.DISPATCHER)
     responses = []
