@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from shared_schema import transition_table_json
 
-from .api.context import provide_actor, store_of
+from .api.context import provide_actor
 from .api.errors import EXCEPTION_HANDLERS
 from .api.events import post_events
 from .api.protocol import check_protocol_version
@@ -24,6 +25,7 @@ from .api.audit import list_audit
 from .api import blobs as blobs_api
 from .api.board import get_engineer_board
 from .api.kpi import get_kpi
+from .api.operations import health, metrics, ready
 from .kpi_projection.projector import KpiProjector
 from .api import catalog as catalog_api
 from .api.reviews import list_reviews
@@ -37,6 +39,9 @@ from .security.rate_limit import RateLimiter
 from .security.rbac import authorize
 from .config import Settings, redact_url
 from .logging import request_log_middleware
+from .observability.metrics import ServerMetrics
+from .observability.readiness import ReadinessChecker
+from .observability.tracing import create_tracing
 from .sla.clock_job import SlaClockJob
 from .store import create_store
 from .store.blob_index import blob_index_for
@@ -45,32 +50,23 @@ from .blobs import BlobStoreError, BlobUploads, create_blob_store
 log = structlog.get_logger("csdp.server")
 
 
-@get("/health", name="health")
-async def health() -> dict[str, str]:
-    """Report that the process serves requests."""
-    return {"status": "ok"}
-
-
-@get("/ready", name="ready")
-async def ready(request: Request) -> Response:
-    """Report whether the store responds to queries."""
-    try:
-        events = await store_of(request).count_events()
-    except Exception as exc:  # noqa: BLE001 - readiness reports any failure instead of raising it
-        log.warning("readiness_check_failed", error=str(exc))
-        return Response({"status": "unavailable", "error": str(exc)}, status_code=503)
-    return Response({"status": "ready", "events": events})
-
-
 @get("/v1/schema/transitions", media_type="application/json", name="schema.transitions")
 async def transitions() -> bytes:
     """Serve the work-order state machine as a table, for client ports."""
     return transition_table_json()
 
 
-def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = True) -> Litestar:
-    """Build the app; `kpi_projector=False` leaves the KPI projector off, so `GET /v1/kpi` reports its lag."""
+def create_app(
+    settings: Settings, *, demo: bool = False, kpi_projector: bool = True, tracer_provider: Any | None = None
+) -> Litestar:
+    """Build the app.
+
+    `kpi_projector=False` leaves the KPI projector off, so `GET /v1/kpi` reports its lag.
+    `tracer_provider` (an OpenTelemetry SDK TracerProvider) replaces the OTLP exporter when
+    `settings.otel_enabled` is true.
+    """
     settings.validate()
+    tracing = create_tracing(settings, tracer_provider)
     store = create_store(settings)
     blob_store = create_blob_store(settings)
     blob_index = blob_index_for(store)
@@ -79,7 +75,13 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
     verifier = TokenVerifier(settings)
     denied_requests = DeniedRequestRecorder(store)
     live_hub, wake_listener = create_live_hub(settings, store)
-    sla_clock = SlaClockJob(store, settings.sla_clock_seconds, dt.timedelta(seconds=settings.clock_skew_tolerance_seconds))
+    server_metrics = ServerMetrics()
+    sla_clock = SlaClockJob(
+        store,
+        settings.sla_clock_seconds,
+        dt.timedelta(seconds=settings.clock_skew_tolerance_seconds),
+        on_run=server_metrics.observe_sla_run,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -99,6 +101,8 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
             dev_auth=settings.dev_auth_enabled,
             jwks_url=redact_url(settings.jwks_url, hide_bare_user=True) or None,
             algorithms=verifier.accepted_algorithms,
+            tracing=tracing.enabled,
+            metrics_token=bool(settings.metrics_token),
         )
         if demo:
             from .demo import load_demo
@@ -143,6 +147,7 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
             *board_page.ROUTES,
             health,
             ready,
+            metrics,
             transitions,
         ],
         guards=[check_protocol_version, authorize],
@@ -171,5 +176,9 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
     app.state.blob_uploads = blob_uploads
     app.state.live_hub = live_hub
     app.state.live_wake_listener = wake_listener
+    app.state.sla_clock = sla_clock
+    app.state.metrics = server_metrics
+    app.state.tracing = tracing
+    app.state.readiness = ReadinessChecker(store, projector, sla_clock)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     return app

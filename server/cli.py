@@ -141,7 +141,7 @@ def migrate(database_url: str | None, var_dir: Path | None) -> None:
 
 def _require_server_extra() -> None:
     """Stop with an install hint when the server's packages are missing (a client-only install)."""
-    packages = ("uvicorn", "litestar", "jwt", "asyncpg", "rich")
+    packages = ("uvicorn", "litestar", "jwt", "asyncpg", "rich", "prometheus_client")
     missing = [name for name in packages if importlib.util.find_spec(name) is None]
     if missing:
         raise click.ClickException(
@@ -335,6 +335,15 @@ def contract_export(target: Path) -> None:
     except ExportError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {len(written)} files into {target}")
+
+
+
+# Registered last: these commands import the helpers above.
+from .cli_operations import backup, config, restore  # noqa: E402
+
+main.add_command(backup)
+main.add_command(restore)
+main.add_command(config)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,10 @@ from pathlib import Path
 IDENTITY_PROVIDER_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 
 
+# A shorter scrape token could be guessed; 32 characters is 128 bits as hex.
+MIN_METRICS_TOKEN_LENGTH = 32
+
+
 class ConfigError(ValueError):
     """A setting with an invalid value; the message names the variable."""
 
@@ -121,6 +125,20 @@ class Settings:
 
     live_listener_check_seconds: float = 5.0
     """Seconds between two checks of the PostgreSQL LISTEN connection (`CSDP_LIVE_LISTENER_CHECK_SECONDS`)."""
+    db_pool_min_size: int = 1
+    """PostgreSQL connections each server process keeps open (`CSDP_DB_POOL_MIN_SIZE`)."""
+
+    db_pool_max_size: int = 10
+    """Most PostgreSQL connections each server process opens (`CSDP_DB_POOL_MAX_SIZE`)."""
+
+    metrics_token: str = ""
+    """A static bearer token that may read `GET /metrics` besides admin tokens; empty means admins only (`CSDP_METRICS_TOKEN`)."""
+
+    otel_enabled: bool = False
+    """Export OpenTelemetry traces over OTLP/HTTP; needs the `[otel]` extra (`CSDP_OTEL_ENABLED`)."""
+
+    otel_service_name: str = "csdp"
+    """The `service.name` resource attribute of exported spans (`CSDP_OTEL_SERVICE_NAME`)."""
 
     @property
     def identity_provider_configured(self) -> bool:
@@ -222,6 +240,16 @@ class Settings:
         values.update(_blob_values(env))
         if "CSDP_LIVE_BUFFER_MESSAGES" in env:
             values["live_buffer_messages"] = _positive_int(env, "CSDP_LIVE_BUFFER_MESSAGES")
+        if "CSDP_DB_POOL_MIN_SIZE" in env:
+            values["db_pool_min_size"] = _non_negative_int(env, "CSDP_DB_POOL_MIN_SIZE")
+        if "CSDP_DB_POOL_MAX_SIZE" in env:
+            values["db_pool_max_size"] = _positive_int(env, "CSDP_DB_POOL_MAX_SIZE")
+        if "CSDP_METRICS_TOKEN" in env:
+            values["metrics_token"] = env["CSDP_METRICS_TOKEN"].strip()
+        if "CSDP_OTEL_ENABLED" in env:
+            values["otel_enabled"] = _boolean(env, "CSDP_OTEL_ENABLED")
+        if "CSDP_OTEL_SERVICE_NAME" in env:
+            values["otel_service_name"] = env["CSDP_OTEL_SERVICE_NAME"].strip()
         values.update({key: value for key, value in overrides.items() if value is not None})
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
@@ -245,6 +273,32 @@ class Settings:
             )
         if self.rate_limit_burst < 1:
             raise ConfigError(f"CSDP_RATE_LIMIT_BURST={self.rate_limit_burst!r} is invalid: expected a whole number greater than 0")
+        # Whole-number settings, checked here too because the CLI and tests build Settings without from_env.
+        for name, value, minimum in (
+            ("CSDP_MAX_BATCH_EVENTS", self.max_batch_events, 1),
+            ("CSDP_MAX_BODY_BYTES", self.max_body_bytes, 1),
+            ("CSDP_RATE_LIMIT_PER_MINUTE", self.rate_limit_per_minute, 0),
+            ("CSDP_RATE_LIMIT_BURST", self.rate_limit_burst, 1),
+            ("CSDP_DB_POOL_MIN_SIZE", self.db_pool_min_size, 0),
+            ("CSDP_DB_POOL_MAX_SIZE", self.db_pool_max_size, 1),
+        ):
+            if value < minimum:
+                expected = "greater than 0" if minimum == 1 else "0 or more"
+                raise ConfigError(f"{name}={value!r} is invalid: expected a whole number {expected}")
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ConfigError(
+                f"CSDP_DB_POOL_MIN_SIZE={self.db_pool_min_size} is larger than "
+                f"CSDP_DB_POOL_MAX_SIZE={self.db_pool_max_size}; lower the first or raise the second"
+            )
+        token_is_ascii = all(0x21 <= ord(character) <= 0x7E for character in self.metrics_token)
+        if self.metrics_token and (len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH or not token_is_ascii):
+            raise ConfigError(
+                f"CSDP_METRICS_TOKEN is invalid: expected at least {MIN_METRICS_TOKEN_LENGTH} printable ASCII "
+                "characters without spaces, "
+                "for example the output of: openssl rand -hex 32"
+            )
+        if self.otel_enabled and not self.otel_service_name:
+            raise ConfigError("CSDP_OTEL_SERVICE_NAME is empty; give the service name that exported spans carry")
 
         # The identity provider and the token claims.
         if self.jwks_url and self.jwt_public_key_file:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 import uuid
+from typing import Any
 
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -79,20 +81,54 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
                 message["headers"] = [*message.get("headers", []), (CORRELATION_HEADER, correlation_id.encode())]
             await send(message)
 
+        app_state = scope["app"].state
+        tracing = getattr(app_state, "tracing", None)
+        span_context = (
+            tracing.request_span(scope.get("method", ""), scope.get("path", ""), _text_headers(headers), correlation_id)
+            if tracing is not None
+            else contextlib.nullcontext()
+        )
         try:
-            await app(scope, receive, send_with_header)
+            with span_context as span:
+                await app(scope, receive, send_with_header)
+                if span is not None:
+                    _finish_span(span, scope, status)
         finally:
+            seconds = time.perf_counter() - started
+            subject = getattr(scope["state"].get("actor"), "subject", None)
             log.info(
                 "request",
                 method=scope.get("method"),
                 path=scope.get("path"),
                 status=status,
-                latency_ms=round((time.perf_counter() - started) * 1000, 2),
-                subject=getattr(scope["state"].get("actor"), "subject", None),
+                latency_ms=round(seconds * 1000, 2),
+                subject=subject,
                 correlation_id=correlation_id,
             )
+            metrics = getattr(app_state, "metrics", None)
+            if metrics is not None:
+                route = getattr(scope.get("route_handler"), "name", None)
+                metrics.observe_request(route, scope.get("method", ""), status, seconds)
 
     return middleware
+
+
+def _text_headers(headers: dict[bytes, bytes]) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in headers.items()}
+
+
+def _finish_span(span: Any, scope: Scope, status: int) -> None:
+    """Name the span after the matched route and add the status and the caller's subject."""
+    handler = scope.get("route_handler")
+    route = getattr(handler, "paths", None)
+    if route:
+        template = sorted(route)[0]
+        span.update_name(f"{scope.get('method', '')} {template}")
+        span.set_attribute("http.route", template)
+    span.set_attribute("http.response.status_code", status)
+    subject = getattr(scope["state"].get("actor"), "subject", None)
+    if subject is not None:
+        span.set_attribute("enduser.id", subject)
 
 
 def _audit_bad_header(scope: Scope, headers: dict[bytes, bytes], correlation_id: str, message: str) -> None:

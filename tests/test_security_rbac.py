@@ -58,6 +58,7 @@ ENDPOINT_CALLS = {
     "blobs.get": ("GET", f"/v1/blobs/{BLOB_SHA256}"),
     "live.stream": ("GET", "/v1/stream"),
     "live.stream_ws": ("WEBSOCKET", "/v1/stream/ws"),
+    "metrics": ("GET", "/metrics"),
 }
 # Streams stay open, so their cell is decided by the status line alone.
 STREAM_ENDPOINTS = {"live.stream", "live.stream_ws"}

@@ -238,7 +238,14 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
 
 def handle_store_error(request: Request, exc: StoreError) -> Response:
     """Convert a store failure into a response without connection details, which go to the log instead."""
-    log.error("store_error", error=str(exc), path=request.url.path, correlation_id=_correlation(request))
+    log.error(
+        "store_error",
+        error=str(exc),
+        method=request.method,
+        path=request.url.path,
+        subject=_subject(request),
+        correlation_id=_correlation(request),
+    )
     if isinstance(exc, InvalidValue):
         return _json_response(request, 422, {"error": "invalid_field", "message": f"the database rejected a value: {exc}"})
     if isinstance(exc, StoreUnavailable):
@@ -251,9 +258,19 @@ def handle_store_error(request: Request, exc: StoreError) -> Response:
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled_error", path=request.url.path, correlation_id=_correlation(request))
+    log.exception(
+        "unhandled_error",
+        method=request.method,
+        path=request.url.path,
+        subject=_subject(request),
+        correlation_id=_correlation(request),
+    )
     body = {"error": "internal_error", "message": "the server failed to process the request; it was logged"}
     return _json_response(request, 500, body)
+
+
+def _subject(request: Request) -> str | None:
+    return getattr(request.scope.get("state", {}).get("actor"), "subject", None)
 
 
 def _correlation(request: Request) -> str | None:

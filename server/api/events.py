@@ -178,12 +178,14 @@ async def post_events(request: Request, actor: CurrentActor) -> DecisionBatch:
         event if event.correlation_id is not None else msgspec.structs.replace(event, correlation_id=correlation_id)
         for event in batch.events
     ]
-    decisions = await store_of(request).append_batch(
-        actor,
-        events,
-        dt.datetime.now(dt.timezone.utc),
-        dt.timedelta(seconds=settings.clock_skew_tolerance_seconds),
-    )
+    state = request.app.state
+    with state.tracing.span("csdp.ingest_batch", **{"csdp.correlation_id": correlation_id or "", "csdp.events": len(events)}):
+        decisions = await store_of(request).append_batch(
+            actor,
+            events,
+            dt.datetime.now(dt.timezone.utc),
+            dt.timedelta(seconds=settings.clock_skew_tolerance_seconds),
+        )
 
     positions = [decision.global_position for decision in decisions if decision.global_position is not None]
     if positions:
@@ -194,12 +196,15 @@ async def post_events(request: Request, actor: CurrentActor) -> DecisionBatch:
     for decision in decisions:
         key = f"{decision.status.value}:{decision.reason_code.value}" + (":replay" if decision.replay else "")
         summary[key] = summary.get(key, 0) + 1
+    seconds = time.perf_counter() - started
+    state.metrics.observe_batch(decisions, seconds)
     log.info(
         "batch_decided",
         correlation_id=correlation_id,
         subject=actor.subject,
+        device_ids=sorted({event.device_id for event in events}),
         events=len(decisions),
         decisions=summary,
-        latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        latency_ms=round(seconds * 1000, 2),
     )
     return DecisionBatch(decisions=decisions)

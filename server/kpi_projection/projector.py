@@ -13,6 +13,7 @@ every committed position is below the gap-free head and reading
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Union
 
 import structlog
@@ -51,6 +52,10 @@ class KpiProjector:
         self.poll_seconds = poll_seconds
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.last_step_at: float | None = None
+        """`time.monotonic()` of the last batch that committed or found nothing to apply, or of `start`."""
+        self.failures = 0
+        """Batches that failed in a row; 0 after a success."""
 
     @property
     def running(self) -> bool:
@@ -58,6 +63,7 @@ class KpiProjector:
 
     def start(self) -> None:
         self._stopping.clear()
+        self.last_step_at = time.monotonic()
         self._task = asyncio.create_task(self._run(), name="kpi-projector")
 
     async def stop(self) -> None:
@@ -79,19 +85,20 @@ class KpiProjector:
             head=lag.head_position if lag else None,
             batch_size=self.batch_size,
         )
-        failures = 0
+        self.failures = 0
         while not self._stopping.is_set():
             try:
                 count, checkpoint = await self.history.apply_batch(self.batch_size)
             except Exception as exc:  # noqa: BLE001 - the loop logs, backs off and retries every store failure
-                failures += 1
-                pause = min(self.poll_seconds * 2**failures, MAX_BACKOFF_SECONDS)
-                log.error("kpi_projector_batch_failed", error=repr(exc), failures=failures, retry_in_seconds=pause)
+                self.failures += 1
+                pause = min(self.poll_seconds * 2**self.failures, MAX_BACKOFF_SECONDS)
+                log.error("kpi_projector_batch_failed", error=repr(exc), failures=self.failures, retry_in_seconds=pause)
                 await self._sleep(pause)
                 continue
-            if failures:
-                log.info("kpi_projector_recovered", failures=failures, checkpoint=checkpoint)
-                failures = 0
+            self.last_step_at = time.monotonic()
+            if self.failures:
+                log.info("kpi_projector_recovered", failures=self.failures, checkpoint=checkpoint)
+                self.failures = 0
             if count < self.batch_size:
                 await self._sleep(self.poll_seconds)
         log.info("kpi_projector_stopped")

@@ -12,6 +12,8 @@ event types a role may record is the role x event-type table of
 
 from __future__ import annotations
 
+import hmac
+
 from litestar.connection import ASGIConnection
 from litestar.exceptions import WebSocketException
 from litestar.handlers.base import BaseRouteHandler
@@ -58,6 +60,8 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
     "blobs.get": ALL_ROLES,
     "live.stream": ALL_ROLES,
     "live.stream_ws": ALL_ROLES,
+    # Operations figures; a scraper may use CSDP_METRICS_TOKEN instead of an admin token.
+    "metrics": frozenset({Role.ADMIN}),
 }
 
 # Routes that also take the token from the `access_token` query parameter,
@@ -65,8 +69,19 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
 # header. The header wins when both are given.
 QUERY_TOKEN_ENDPOINTS = frozenset({"live.stream", "live.stream_ws"})
 
+# Routes that also accept the static scrape token of CSDP_METRICS_TOKEN.
+SCRAPE_TOKEN_ENDPOINTS = frozenset({"metrics"})
+
 # Routes whose calls count against the subject's rate limit.
 RATE_LIMITED_ENDPOINTS = frozenset({"events.post"})
+
+
+def is_scrape_token(expected: str, authorization: str | None) -> bool:
+    """Return whether the header is `Bearer <expected>`, compared in constant time; False when no token is set."""
+    if not expected or not authorization:
+        return False
+    scheme, _, value = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), expected.encode())
 
 
 def is_framework_route(method: str, path: str) -> bool:
@@ -114,6 +129,8 @@ async def _authorize(connection: ASGIConnection, route_handler: BaseRouteHandler
         return
     app_state = connection.app.state
     state = connection.scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    if name in SCRAPE_TOKEN_ENDPOINTS and is_scrape_token(app_state.settings.metrics_token, connection.headers.get("authorization")):
+        return
     try:
         actor: Actor = await app_state.verifier.verify(credentials_of(connection, name))
     except AuthenticationError as exc:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -26,10 +28,10 @@ from shared_schema import Actor, DecisionStatus, ProposedEvent, Role
 
 from ..store.errors import StoreError
 from ..store.sla_reads import list_open_work_orders
-from .clock import Crossing, CrossingKind
+from .clock import ClockState, Crossing, CrossingKind
 from .contracts import PolicyCatalog
 from .engine import SlaEvaluation
-from .view import evaluate_order
+from .view import at_risk_items, evaluate_order
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -58,6 +60,11 @@ class ClockRun:
     """(work order id, crossing key) of every crossing this run recorded."""
     without_policy: list[str] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
+    at_risk: int = 0
+    """Running clocks of the orders' current cycles that are at risk at `now`."""
+    breached: int = 0
+    """Running clocks of the orders' current cycles that are breached at `now`."""
+    finished_at: dt.datetime | None = None
 
 
 async def run_clock_once(store: Store, now: dt.datetime, skew_tolerance: dt.timedelta = dt.timedelta(minutes=5)) -> ClockRun:
@@ -77,6 +84,11 @@ async def run_clock_once(store: Store, now: dt.datetime, skew_tolerance: dt.time
             if order.evaluation is None:
                 run.without_policy.append(state.work_order_id)
                 continue
+            for item in at_risk_items(order):
+                if item.state is ClockState.BREACHED:
+                    run.breached += 1
+                else:
+                    run.at_risk += 1
             recorded_keys = {
                 str(event.payload.get("crossing_key")) for event in order.events if event.type in _CROSSING_TYPES.values()
             }
@@ -97,6 +109,7 @@ async def run_clock_once(store: Store, now: dt.datetime, skew_tolerance: dt.time
             count=len(run.without_policy),
             work_order_ids=run.without_policy[:_LOGGED_IDS],
         )
+    run.finished_at = dt.datetime.now(dt.timezone.utc)
     return run
 
 
@@ -153,16 +166,41 @@ def _log_batch(work_order_id: str, run_id: str, proposals: list[ProposedEvent], 
 class SlaClockJob:
     """Runs `run_clock_once` every `interval_seconds` in an asyncio task until stopped."""
 
-    def __init__(self, store: Store, interval_seconds: float, skew_tolerance: dt.timedelta) -> None:
+    def __init__(
+        self,
+        store: Store,
+        interval_seconds: float,
+        skew_tolerance: dt.timedelta,
+        on_run: Callable[[ClockRun], None] | None = None,
+    ) -> None:
         self._store = store
+        self._on_run = on_run
         self._interval = interval_seconds
         self._skew_tolerance = skew_tolerance
         self._task: asyncio.Task[None] | None = None
+        self.last_run: ClockRun | None = None
+        """The last run that finished, for the metrics."""
+        self.last_attempt_at: float | None = None
+        """`time.monotonic()` when the last run ended, with or without an error; None before the first."""
+        self.started_at: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._interval > 0
+
+    @property
+    def interval_seconds(self) -> float:
+        return self._interval
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
         if self._interval <= 0:
             log.info("sla_clock_disabled", reason="CSDP_SLA_CLOCK_SECONDS is 0")
             return
+        self.started_at = time.monotonic()
         self._task = asyncio.create_task(self._loop(), name="sla-clock")
         log.info("sla_clock_started", interval_seconds=self._interval, subject=SYSTEM_ACTOR.subject)
 
@@ -180,7 +218,10 @@ class SlaClockJob:
     async def _loop(self) -> None:
         while True:
             try:
-                await run_clock_once(self._store, dt.datetime.now(dt.UTC), self._skew_tolerance)
+                self.last_run = await run_clock_once(self._store, dt.datetime.now(dt.UTC), self._skew_tolerance)
+                if self._on_run is not None:
+                    self._on_run(self.last_run)
             except Exception as exc:  # noqa: BLE001 - the job logs any failure and tries again at the next interval
                 log.error("sla_clock_run_failed", error=repr(exc))
+            self.last_attempt_at = time.monotonic()
             await asyncio.sleep(self._interval)

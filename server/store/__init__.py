@@ -22,7 +22,11 @@ Store = Union[SQLiteStore, PostgresStore]
 def create_store(settings: Settings) -> Store:
     """Build the store that `settings.database_url` selects; it still has to be opened."""
     if settings.store_kind == "postgresql":
-        return PostgresStore(settings.effective_database_url)
+        return PostgresStore(
+            settings.effective_database_url,
+            min_pool_size=settings.db_pool_min_size,
+            max_pool_size=settings.db_pool_max_size,
+        )
     return SQLiteStore(settings.sqlite_path)
 
 

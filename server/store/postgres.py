@@ -91,6 +91,15 @@ class PostgresStore:
     def description(self) -> str:
         return _redacted(self.dsn)
 
+    def connection_use(self) -> tuple[int, int, int]:
+        """Return (in use, idle, maximum) connections of the pool; (0, 0, maximum) while it is closed."""
+        pool = self._pool
+        if pool is None:
+            return 0, 0, self._max_pool_size
+        size = pool.get_size()
+        idle = pool.get_idle_size()
+        return size - idle, idle, pool.get_max_size()
+
     # -- lifecycle -----------------------------------------------------------
 
     async def open(self, *, migrate: bool = False) -> None:
@@ -122,6 +131,10 @@ class PostgresStore:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+
+    @property
+    def expected_schema_version(self) -> int:
+        return latest_version()
 
     async def schema_version(self) -> int:
         async def read(connection: asyncpg.Connection) -> int:

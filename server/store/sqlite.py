@@ -100,6 +100,13 @@ class SQLiteStore:
     def description(self) -> str:
         return f"sqlite:///{self.path}"
 
+    def connection_use(self) -> tuple[int, int, int]:
+        """Return (in use, idle, maximum) connections: the one connection is in use while a call holds its lock."""
+        if self._connection is None:
+            return 0, 0, 1
+        in_use = 1 if self._lock.locked() else 0
+        return in_use, 1 - in_use, 1
+
     # -- lifecycle -----------------------------------------------------------
 
     async def open(self, *, migrate: bool = True) -> None:
@@ -194,6 +201,14 @@ class SQLiteStore:
                     self._connection = None
 
         await asyncio.to_thread(close_sync)
+
+    async def schema_version(self) -> int:
+        """Read the applied schema version from the open file."""
+        return await self._run(self._schema_version)
+
+    @property
+    def expected_schema_version(self) -> int:
+        return SCHEMA_VERSION
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:
