@@ -271,8 +271,6 @@ class Settings:
             raise ConfigError(
                 f"CSDP_LIVE_BUFFER_MESSAGES={self.live_buffer_messages!r} is invalid: expected a whole number greater than 0"
             )
-        if self.rate_limit_burst < 1:
-            raise ConfigError(f"CSDP_RATE_LIMIT_BURST={self.rate_limit_burst!r} is invalid: expected a whole number greater than 0")
         # Whole-number settings, checked here too because the CLI and tests build Settings without from_env.
         for name, value, minimum in (
             ("CSDP_MAX_BATCH_EVENTS", self.max_batch_events, 1),

@@ -32,6 +32,19 @@ SETTING_VARIABLES = {
     "sla_clock_seconds": "CSDP_SLA_CLOCK_SECONDS",
     "rate_limit_per_minute": "CSDP_RATE_LIMIT_PER_MINUTE",
     "rate_limit_burst": "CSDP_RATE_LIMIT_BURST",
+    "blob_backend": "CSDP_BLOB_BACKEND",
+    "blob_dir": "CSDP_BLOB_DIR",
+    "blob_max_bytes": "CSDP_BLOB_MAX_BYTES",
+    "blob_s3_bucket": "CSDP_BLOB_S3_BUCKET",
+    "blob_s3_endpoint_url": "CSDP_BLOB_S3_ENDPOINT_URL",
+    "blob_s3_region": "CSDP_BLOB_S3_REGION",
+    "blob_s3_prefix": "CSDP_BLOB_S3_PREFIX",
+    "blob_s3_access_key_id": "CSDP_BLOB_S3_ACCESS_KEY_ID",
+    "blob_s3_secret_access_key": "CSDP_BLOB_S3_SECRET_ACCESS_KEY",
+    "live_poll_seconds": "CSDP_LIVE_POLL_SECONDS",
+    "live_heartbeat_seconds": "CSDP_LIVE_HEARTBEAT_SECONDS",
+    "live_buffer_messages": "CSDP_LIVE_BUFFER_MESSAGES",
+    "live_listener_check_seconds": "CSDP_LIVE_LISTENER_CHECK_SECONDS",
     "db_pool_min_size": "CSDP_DB_POOL_MIN_SIZE",
     "db_pool_max_size": "CSDP_DB_POOL_MAX_SIZE",
     "metrics_token": "CSDP_METRICS_TOKEN",
@@ -39,7 +52,7 @@ SETTING_VARIABLES = {
     "otel_service_name": "CSDP_OTEL_SERVICE_NAME",
 }
 # Values printed only as "***" when set.
-SECRET_FIELDS = frozenset({"metrics_token"})
+SECRET_FIELDS = frozenset({"metrics_token", "blob_s3_secret_access_key"})
 # Query parameters of a database URL that libpq reads as secrets.
 SECRET_QUERY_PARAMETERS = frozenset({"password", "sslpassword"})
 HIDDEN = "***"

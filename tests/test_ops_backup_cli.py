@@ -246,17 +246,24 @@ def test_config_show_hides_secrets(tmp_path):
         "postgresql://csdp:s3cret@127.0.0.1:5432/csdp?password=other&sslmode=require",
         CSDP_METRICS_TOKEN=token,
         CSDP_RATE_LIMIT_BURST="50",
+        CSDP_BLOB_BACKEND="s3",
+        CSDP_BLOB_S3_BUCKET="photos",
+        CSDP_BLOB_S3_ACCESS_KEY_ID="blob-reader",
+        CSDP_BLOB_S3_SECRET_ACCESS_KEY="blob-secret-value",
     )
 
     assert result.returncode == 0, result.stderr
     assert "s3cret" not in result.stdout
     assert "other" not in result.stdout
     assert token not in result.stdout
+    assert "blob-secret-value" not in result.stdout
     lines = {line.split("=", 1)[0]: line for line in result.stdout.splitlines() if "=" in line and not line.startswith("#")}
     assert "postgresql://csdp:***@127.0.0.1:5432/csdp?password=***&sslmode=require" in lines["CSDP_DATABASE_URL"]
     assert lines["CSDP_DATABASE_URL"].endswith("# cli")
     assert lines["CSDP_METRICS_TOKEN"].startswith("CSDP_METRICS_TOKEN=***")
     assert lines["CSDP_METRICS_TOKEN"].endswith("# env")
+    assert lines["CSDP_BLOB_S3_SECRET_ACCESS_KEY"].startswith("CSDP_BLOB_S3_SECRET_ACCESS_KEY=***")
+    assert lines["CSDP_BLOB_S3_ACCESS_KEY_ID"].startswith("CSDP_BLOB_S3_ACCESS_KEY_ID=blob-reader ")
     assert lines["CSDP_RATE_LIMIT_BURST"].startswith("CSDP_RATE_LIMIT_BURST=50 ")
     assert lines["CSDP_MAX_BATCH_EVENTS"].endswith("# default")
 

@@ -20,12 +20,6 @@ from shared_schema import Role
 UTC = dt.timezone.utc
 
 
-class FakeLiveHub:
-    """Stands in for the live feed's hub, which exposes `subscriber_count`."""
-
-    subscriber_count = 3
-
-
 @pytest.fixture
 def metrics_server(settings: Settings) -> Iterator[LiveServer]:
     settings = Settings(
@@ -36,7 +30,6 @@ def metrics_server(settings: Settings) -> Iterator[LiveServer]:
     )
     put_contracts(settings, {"ct-24x7": ROUND_THE_CLOCK})
     app = create_app(settings)
-    app.state.live_hub = FakeLiveHub()
     with serve(app) as base_url:
         yield LiveServer(base_url=base_url, settings=settings)
 
@@ -71,7 +64,11 @@ def test_metrics_expose_every_named_series(metrics_server):
         return sample(samples, "csdp_sla_clocks", state="breached") == 1
 
     wait_for(clocks_counted)
-    samples = scrape(metrics_server.base_url)
+    # One dispatcher follows the live feed while the figures are read.
+    token = metrics_server.token(Role.DISPATCHER, "dispatcher-1")
+    with httpx.stream("GET", metrics_server.base_url + "/v1/stream", headers={"Authorization": f"Bearer {token}"}, timeout=30):
+        wait_for(lambda: sample(scrape(metrics_server.base_url), "csdp_live_feed_subscribers") == 1)
+        samples = scrape(metrics_server.base_url)
 
     assert sample(samples, "csdp_ingest_batch_seconds_count") == 4
     assert sample(samples, "csdp_ingest_event_seconds_count") == 7
@@ -91,7 +88,7 @@ def test_metrics_expose_every_named_series(metrics_server):
     assert sample(samples, "csdp_projection_lag_positions", projector="kpi") >= 0
     assert sample(samples, "csdp_projection_lag_seconds", projector="kpi") >= 0
     assert sample(samples, "csdp_projector_running", projector="kpi") == 1
-    assert sample(samples, "csdp_live_feed_subscribers") == 3
+    assert sample(samples, "csdp_live_feed_subscribers") == 1
     assert sample(samples, "csdp_db_pool_connections", state="max") >= 1
     assert sample(samples, "csdp_db_pool_connections", state="in_use") >= 0
     assert sample(samples, "csdp_db_pool_connections", state="idle") >= 0
@@ -122,7 +119,7 @@ def test_metrics_counts_replays_apart(metrics_server):
     assert sample(samples, "csdp_decisions_total", status="ACCEPTED", reason_code="applied") == 1
 
 
-def test_metrics_without_live_hub_reports_zero(live_server):
+def test_metrics_without_subscribers_reports_zero(live_server):
     admin_token = live_server.token(Role.ADMIN, "admin-1")
 
     samples = scrape(live_server.base_url, token=admin_token)
