@@ -23,6 +23,7 @@ from .api.board import get_engineer_board
 from .api.kpi import get_kpi
 from .kpi_projection.projector import KpiProjector
 from .api import catalog as catalog_api
+from .api import openapi
 from .api.reviews import list_reviews
 from .api.sla import get_work_order_sla, list_at_risk
 from .security import TokenVerifier
@@ -123,6 +124,7 @@ def create_app(settings: Settings, *, demo: bool = False, kpi_projector: bool = 
                 security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
             ),
             security=[{"bearer": []}],
+            render_plugins=[openapi.CompletedJsonRenderPlugin()],
         ),
         dependencies={"actor": Provide(provide_actor)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
