@@ -49,7 +49,7 @@ def network_faults(scenario: Scenario) -> NetworkFaults:
 
 
 class Device:
-    """What the dispatcher console and the tablets share: an SDK client, a flaky network and a skewed clock."""
+    """Base of the dispatcher console and the tablets: an SDK client, a flaky network and a skewed clock."""
 
     def __init__(
         self,

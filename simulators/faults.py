@@ -23,18 +23,18 @@ class FaultCounts:
     lost_responses: int = 0
     connection_resets: int = 0
     injected_503: int = 0
-    refused_while_offline: int = 0
+    failed_while_offline: int = 0
 
 
 class FlakyNetwork(httpx.BaseTransport):
     """Forward requests to a real transport, failing some on purpose.
 
     While `offline` is set every request fails with a connection error before
-    reaching the server. Otherwise, for each request in this order: a running
-    503 burst answers it with 503 and Retry-After 0 without sending it; a
-    connection reset fails it before it is sent; and a lost response lets a
-    POST reach the server and commit, then drops the response, as happens to
-    a tablet when the network breaks mid-request.
+    reaching the server. Otherwise the faults apply in this order. A running
+    503 burst returns 503 with Retry-After 0 without sending the request. A
+    connection reset fails the request before it is sent. A lost response lets
+    a POST reach the server and commit, then drops the response, as happens
+    to a tablet when the network breaks mid-request.
     """
 
     def __init__(self, rng: random.Random, faults: NetworkFaults) -> None:
@@ -47,7 +47,7 @@ class FlakyNetwork(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if self.offline:
-            self.counts.refused_while_offline += 1
+            self.counts.failed_while_offline += 1
             raise httpx.ConnectError("simulated: device is offline", request=request)
 
         # One draw per fault and request, whether or not the fault is on, keeps the

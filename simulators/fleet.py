@@ -5,7 +5,7 @@
     python -m simulators.fleet --replay fleet-replay-smoke-seed1.json
 
 Without `--server-url` it starts `csdp serve` on a free loopback port. Exit
-status 1 when any invariant is violated; a replay file then holds the seed and
+status 1 when any invariant is violated. A replay file then contains the seed and
 the scenario that reproduce the run.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -183,7 +184,12 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def configure_logging() -> None:
-    """Send the simulator's log lines to stderr, so stdout carries only the summary."""
+    """Send the simulator's log lines to stderr, so stdout carries only the summary.
+
+    The SDK logs each failed sync as a warning. Under injected faults these are
+    expected by the thousand, and the summary counts the faults instead.
+    """
+    logging.getLogger("client_sdk").setLevel(logging.ERROR)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,

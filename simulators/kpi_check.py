@@ -75,13 +75,13 @@ def flatten_group(group: dict[str, Any]) -> dict[str, Any]:
 def compare_figures(label: str, served: dict[str, Any], expected: dict[str, Any]) -> list[str]:
     problems = []
     for name, value in served.items():
-        wanted = expected[name]
-        if name in COUNT_FIGURES or value is None or wanted is None:
-            same = value == wanted
+        reference = expected[name]
+        if name in COUNT_FIGURES or value is None or reference is None:
+            same = value == reference
         else:
-            same = math.isclose(value, wanted, rel_tol=1e-9, abs_tol=1e-6)
+            same = math.isclose(value, reference, rel_tol=1e-9, abs_tol=1e-6)
         if not same:
-            problems.append(f"{label}: {name} is {value} from /v1/kpi, {wanted} from the raw log")
+            problems.append(f"{label}: {name} is {value} from /v1/kpi, {reference} from the raw log")
     return problems
 
 

@@ -142,8 +142,8 @@ def _plot_queue_depth(path: Path, telemetry: Telemetry) -> None:
     _mark_faults(axes, telemetry)
     axes.set_xlabel("tick")
     axes.set_ylabel("pending events")
-    shown = min(len(devices), MAX_DEVICES_PLOTTED)
-    axes.set_title(f"Queue depth per device ({shown} of {len(devices)} devices, deepest first)")
+    plotted = min(len(devices), MAX_DEVICES_PLOTTED)
+    axes.set_title(f"Queue depth per device ({plotted} of {len(devices)} devices, deepest first)")
     if devices:
         axes.legend(fontsize="small", loc="upper right", ncol=2)
     figure.tight_layout()

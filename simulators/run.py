@@ -44,7 +44,7 @@ class RunSetupError(SystemExit):
 
 @dataclasses.dataclass
 class Target:
-    """Where the run sends its traffic, and what it must clean up afterwards."""
+    """Server address of a run, and the server, schema and cluster to clean up afterwards."""
 
     base_url: str
     var_dir: Path
@@ -93,15 +93,21 @@ def run(options: RunOptions) -> tuple[dict[str, Any], Telemetry]:
     workdir = Path(tempfile.mkdtemp(prefix="csdp-fleet-"))
     telemetry = Telemetry(SimulatedClock(simulation_start(scenario.fleet.days), scenario.fleet.minutes_per_tick))
     succeeded = False
+    started = False
     target: Target | None = None
     log.info("fleet_run_started", scenario=scenario.name, seed=scenario.seed, store=scenario.store, workdir=str(workdir))
     try:
         target = _start_target(options, workdir)
+        started = True
         summary = _drive(options, target, workdir, rng, telemetry)
         succeeded = summary["ok"]
         return summary, telemetry
+    except RunSetupError:
+        started = False
+        raise
     finally:
-        keep = options.keep_files or not succeeded
+        # The files of a run that started and then failed are kept for inspection.
+        keep = options.keep_files or (started and not succeeded)
         if target is not None:
             _stop_target(target, keep)
         if keep:

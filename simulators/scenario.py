@@ -77,7 +77,7 @@ class Faults(Strict):
     Network faults hit every device's HTTP transport: `lost_response_rate` drops
     a POST's response after the server committed it, `connection_reset_rate`
     resets a request before it reaches the server, and `burst_503_rate` starts
-    a burst of `burst_503_length` requests answered 503 by the fault layer.
+    a burst in which the fault layer returns 503 to `burst_503_length` requests.
     `server_kill_ticks` lists the ticks at which the server gets SIGKILL; it
     restarts after `server_down_ticks` ticks. `postgres_restart_ticks` lists
     the ticks at which the simulator's private PostgreSQL cluster restarts,
@@ -159,6 +159,3 @@ def load_preset(name: str) -> Scenario:
         raise ScenarioError(f"preset {name!r} not found; presets: {', '.join(preset_names())}")
     return load_scenario(path)
 
-
-def scenario_to_builtins(scenario: Scenario) -> dict:
-    return msgspec.to_builtins(scenario)

@@ -331,7 +331,7 @@ def test_nul_in_query_422(dispatcher):
 
 # -- KPI instants outside the years 1 to 9999 in UTC -----------------------------
 # The offset moves these valid ISO 8601 instants out of range only when they are
-# converted to UTC; the conversion once raised OverflowError and answered 500.
+# converted to UTC. The conversion once raised OverflowError and returned 500.
 
 KPI_INSTANT_CASES = [
     ("from before year 1", {"from": "0001-01-01T00:00:00+00:07", "to": "2026-01-01T00:00:00Z"}, "from"),

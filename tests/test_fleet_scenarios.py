@@ -216,7 +216,8 @@ def test_fault_run_same_seed_same_decisions():
 @pytest.mark.fleet
 def test_broken_idempotency_exit_1(tmp_path):
     """With idempotency patched off in the server, the run fails and names the invariants it broke."""
-    broken = {"CSDP_SIM_SERVER_PLUGIN": "fleet_forget_decisions", "PYTHONPATH": str(TESTS)}
+    # A failed run keeps its files. TMPDIR puts them under tmp_path, which pytest cleans up.
+    broken = {"CSDP_SIM_SERVER_PLUGIN": "fleet_forget_decisions", "PYTHONPATH": str(TESTS), "TMPDIR": str(tmp_path)}
     replay_file = tmp_path / "replay.json"
     arguments = ("--max-ticks", "40", "--replay-out", str(replay_file))
 

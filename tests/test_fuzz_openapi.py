@@ -42,7 +42,7 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    # The rate limit is raised so that the fuzzer's burst of requests is not answered 429 throughout.
+    # The rate limit is raised so that the fuzzer's burst of requests is not rejected with 429.
     server_settings = Settings(
         var_dir=tmp_path_factory.mktemp("fuzz") / "var", rate_limit_per_minute=1_000_000, rate_limit_burst=1_000_000
     )

@@ -1,9 +1,9 @@
 """Stateful property test of the state machine and arbitration: a dispatcher, a manager and two offline tablets.
 
-Hypothesis drives one work order. The office decides against the server's
-state at once; each tablet records offline against its own copy, applies its
-events optimistically with the same `decide`, and pushes its outbox when it
-syncs. After every step the invariants below must hold for the log kept so far.
+Hypothesis drives one work order. The office's proposals are decided against
+the server's state at once. Each tablet records offline against its own copy
+and applies its events optimistically with the same `decide`. It pushes its
+outbox when it syncs. After every step the invariants below must hold for the log kept so far.
 """
 
 from __future__ import annotations

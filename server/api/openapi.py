@@ -1,7 +1,7 @@
 """Completion of the generated OpenAPI document with what the handlers check by hand.
 
 The handlers decode request bodies and query strings themselves, so that each
-error names the field and the value at fault. Litestar therefore sees no
+error names the field and the value at fault. Litestar therefore finds no
 request body, no query parameter and no error response in their signatures.
 `complete_openapi` adds them to the document served at /schema/openapi.json,
 so that clients and fuzzers see the API as it behaves.
