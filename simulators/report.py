@@ -78,7 +78,7 @@ def write_report(folder: Path, scenario: Scenario, summary: dict[str, Any], tele
         "",
         "![Time from record to decision](time-to-decision.png)",
         "",
-        "Reproduce this run with `python -m simulators.fleet --replay FILE`, where FILE holds",
+        "Reproduce this run with `python -m simulators.fleet --replay FILE`, where FILE contains",
         "`{\"scenario\": ...}` with the scenario below.",
         "",
         "```json",
