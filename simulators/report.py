@@ -8,7 +8,7 @@ from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")  # files only; no display is needed or wanted
+matplotlib.use("Agg")  # The Agg backend writes files and needs no display.
 
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -110,23 +110,30 @@ def _scenario_json(scenario: Scenario) -> str:
 
 
 def _plot_decisions_over_time(path: Path, telemetry: Telemetry) -> None:
+    """Plot the running count per reason. The lower panel leaves out `applied`, which dwarfs the rest."""
     per_reason: dict[str, collections.Counter[int]] = collections.defaultdict(collections.Counter)
     for record in telemetry.decisions:
         per_reason[f"{record.status}:{record.reason_code}"][record.decided_tick] += 1
-    figure, axes = plt.subplots(figsize=(10, 5))
-    last_tick = max(telemetry.clock.tick, 1)
-    ticks = list(range(1, last_tick + 1))
-    for reason, counts in sorted(per_reason.items()):
+    figure, (every_axes, conflict_axes) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
+    ticks = list(range(1, max(telemetry.clock.tick, 1) + 1))
+    palette = plt.get_cmap("tab20")
+    for index, (reason, counts) in enumerate(sorted(per_reason.items())):
         running, series = 0, []
         for tick in ticks:
             running += counts.get(tick, 0)
             series.append(running)
-        axes.step(ticks, series, where="post", label=reason)
-    _mark_faults(axes, telemetry)
-    axes.set_xlabel("tick")
-    axes.set_ylabel("decisions so far")
-    axes.set_title("Decisions by status and reason code over time")
-    axes.legend(fontsize="small", loc="upper left")
+        # One colour per reason in both panels, so the lower one reads with the upper legend.
+        color = palette(index % palette.N)
+        every_axes.step(ticks, series, where="post", label=reason, color=color)
+        if reason != "ACCEPTED:applied":
+            conflict_axes.step(ticks, series, where="post", label=reason, color=color)
+    for axes in (every_axes, conflict_axes):
+        _mark_faults(axes, telemetry)
+        axes.set_ylabel("decisions so far")
+    every_axes.set_title("Decisions by status and reason code over time")
+    every_axes.legend(fontsize="small", loc="upper left")
+    conflict_axes.set_title("The same without ACCEPTED:applied")
+    conflict_axes.set_xlabel("tick")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
