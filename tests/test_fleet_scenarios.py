@@ -146,6 +146,32 @@ def test_cli_shared_postgres_cannot_restart(tmp_path):
     assert 'needs store = "postgres-private"' in result.stderr
 
 
+def test_cli_postgres_store_needs_url():
+    environment = {key: value for key, value in os.environ.items() if key != "CSDP_DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "simulators.fleet", "--json", "--preset", "smoke", "--store", "postgres"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+
+    assert result.returncode == 1
+    assert "store postgres needs --database-url or CSDP_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_missing_postgres_binaries(tmp_path):
+    result = run_fleet(
+        "--preset", "postgres-restart", environment={"CSDP_SIM_PG_BIN": str(tmp_path / "no-bin"), "TMPDIR": str(tmp_path)}
+    )
+
+    assert result.returncode == 1
+    assert "the private PostgreSQL cluster did not start: " in result.stderr
+    assert "initdb" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_kpi_comparison_flags_difference():
     served = {"restored": 3, "mttr_seconds": 60.0, "utilisation": None}
     expected = {"restored": 3, "mttr_seconds": 61.0, "utilisation": None}
