@@ -10,7 +10,7 @@ import httpx
 
 @dataclasses.dataclass
 class NetworkFaults:
-    """Rates of the injected network faults; see `simulators.scenario.Faults` for their meaning."""
+    """Rates of the injected network faults, with the meaning given in `simulators.scenario.Faults`."""
 
     lost_response_rate: float = 0.0
     connection_reset_rate: float = 0.0
@@ -37,8 +37,8 @@ class FlakyNetwork(httpx.BaseTransport):
     to a tablet when the network breaks mid-request.
     """
 
-    def __init__(self, rng: random.Random, faults: NetworkFaults) -> None:
-        self._inner = httpx.HTTPTransport()
+    def __init__(self, rng: random.Random, faults: NetworkFaults, inner: httpx.BaseTransport | None = None) -> None:
+        self._inner = inner or httpx.HTTPTransport()
         self._rng = rng
         self.faults = faults
         self.offline = False
