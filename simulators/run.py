@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import dataclasses
 import datetime as dt
-import os
 import random
 import shutil
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import structlog
 from rich.console import Console
@@ -28,61 +23,19 @@ from shared_schema import Role
 
 from .agents import DispatcherAgent, EngineerAgent
 from .invariants import DeviceView, check_all, projections_verify_command
-from .postgres_cluster import PrivateCluster
 from .scenario import Scenario
-from .server_process import ServerProcess
+from .target import RunOptions, RunSetupError, Target, start_target, stop_target
 from .telemetry import SimulatedClock, Telemetry
+
+__all__ = ["RunOptions", "RunSetupError", "run"]
 
 log = structlog.get_logger("csdp.fleet")
 
 SETTLE_ROUNDS = 10
 
 
-class RunSetupError(SystemExit):
-    """The run could not start: a bad database URL, a server that rejects the tokens, a cluster that fails."""
-
-
-@dataclasses.dataclass
-class Target:
-    """Server address of a run, and the server, schema and cluster to clean up afterwards."""
-
-    base_url: str
-    var_dir: Path
-    server: ServerProcess | None = None
-    cluster: PrivateCluster | None = None
-    admin_database_url: str | None = None
-    schema: str | None = None
-    database_url: str | None = None
-
-    @property
-    def store_label(self) -> str:
-        if self.server is None:
-            return "external server"
-        if self.cluster is not None:
-            return "postgresql (private cluster)"
-        return "postgresql" if self.database_url else "sqlite"
-
-    def environment(self) -> dict[str, str]:
-        """Environment for `csdp` commands that must open the same store as the server."""
-        environment = {**os.environ, "CSDP_VAR_DIR": str(self.var_dir)}
-        environment.pop("CSDP_DATABASE_URL", None)
-        if self.database_url:
-            environment["CSDP_DATABASE_URL"] = self.database_url
-        return environment
-
-
-@dataclasses.dataclass
-class RunOptions:
-    scenario: Scenario
-    database_url: str | None = None
-    server_url: str | None = None
-    var_dir: Path | None = None
-    keep_files: bool = False
-    show_progress: bool = True
-
-
 def simulation_start(days: int) -> dt.datetime:
-    """Midnight UTC `days + 1` days ago, so that simulated times stay in the past, where the server takes them as sent."""
+    """Return midnight UTC `days + 1` days ago, so every simulated time lies in the past and the server keeps it unclamped."""
     today = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days + 1)
     return dt.datetime(today.year, today.month, today.day, tzinfo=dt.timezone.utc)
 
@@ -97,7 +50,7 @@ def run(options: RunOptions) -> tuple[dict[str, Any], Telemetry]:
     target: Target | None = None
     log.info("fleet_run_started", scenario=scenario.name, seed=scenario.seed, store=scenario.store, workdir=str(workdir))
     try:
-        target = _start_target(options, workdir)
+        target = start_target(options, workdir)
         started = True
         summary = _drive(options, target, workdir, rng, telemetry)
         succeeded = summary["ok"]
@@ -109,87 +62,12 @@ def run(options: RunOptions) -> tuple[dict[str, Any], Telemetry]:
         # The files of a run that started and then failed are kept for inspection.
         keep = options.keep_files or (started and not succeeded)
         if target is not None:
-            _stop_target(target, keep)
+            stop_target(target, keep)
         if keep:
             print(f"files of this run: {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
         log.info("fleet_run_stopped", scenario=scenario.name, seed=scenario.seed, ok=succeeded)
-
-
-def _start_target(options: RunOptions, workdir: Path) -> Target:
-    scenario = options.scenario
-    var_dir = options.var_dir or workdir / "server"
-    if options.server_url:
-        return Target(base_url=options.server_url, var_dir=var_dir)
-
-    target = Target(base_url="", var_dir=var_dir)
-    if scenario.store == "postgres-private":
-        # Its own temporary folder, because the postgres user cannot enter the run folder, which is private to us.
-        target.cluster = PrivateCluster(Path(tempfile.mkdtemp(prefix="csdp-fleet-postgres-")))
-        try:
-            target.cluster.start()
-        except RuntimeError as exc:
-            raise RunSetupError(f"the private PostgreSQL cluster did not start: {exc}") from None
-        target.database_url = target.cluster.url
-    elif scenario.store == "postgres":
-        if not options.database_url:
-            raise RunSetupError(
-                "store postgres needs --database-url or CSDP_DATABASE_URL, "
-                "e.g. postgresql://postgres@127.0.0.1:5432/postgres"
-            )
-        target.admin_database_url = options.database_url
-        target.schema = f"fleet_{scenario.seed}_{uuid.uuid4().hex[:8]}"
-        target.database_url = create_schema(options.database_url, target.schema)
-
-    target.server = ServerProcess(var_dir, database_url=target.database_url)
-    target.base_url = target.server.base_url
-    try:
-        target.server.start()
-    except RuntimeError as exc:
-        _stop_target(target, keep=False)
-        raise RunSetupError(f"the server did not start: {exc}") from None
-    return target
-
-
-def _stop_target(target: Target, keep: bool) -> None:
-    if target.server is not None:
-        target.server.stop()
-    if target.schema is not None and target.admin_database_url is not None:
-        if keep:
-            print(f"schema of this run: {target.schema} in {target.admin_database_url}", file=sys.stderr)
-        else:
-            drop_schema(target.admin_database_url, target.schema)
-    if target.cluster is not None:
-        if keep:
-            target.cluster.stop()
-            print(f"data folder of the private PostgreSQL cluster: {target.cluster.data_dir}", file=sys.stderr)
-        else:
-            target.cluster.destroy()
-
-
-def create_schema(database_url: str, schema: str) -> str:
-    """Create a schema for one run and return the URL that selects it."""
-    if not database_url.startswith(("postgresql://", "postgres://")):
-        raise RunSetupError(f"--database-url {database_url!r} is invalid: expected postgresql://USER@HOST:PORT/DATABASE")
-    try:
-        asyncio.run(_execute(database_url, f"CREATE SCHEMA {schema}"))
-    except (OSError, ValueError, asyncpg.PostgresError) as exc:
-        raise RunSetupError(f"--database-url {database_url!r} is not usable: {exc}") from None
-    separator = "&" if "?" in database_url else "?"
-    return f"{database_url}{separator}search_path={schema}"
-
-
-def drop_schema(database_url: str, schema: str) -> None:
-    asyncio.run(_execute(database_url, f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-
-
-async def _execute(database_url: str, sql: str) -> None:
-    connection = await asyncpg.connect(database_url)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 def _http(base_url: str, token: str) -> httpx.Client:
