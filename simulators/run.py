@@ -35,7 +35,7 @@ SETTLE_ROUNDS = 10
 
 
 def simulation_start(days: int) -> dt.datetime:
-    """Return midnight UTC `days + 1` days ago, so every simulated time lies in the past and the server keeps it unclamped."""
+    """Return midnight UTC `days + 1` days ago, so no simulated time lies ahead of the server clock."""
     today = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days + 1)
     return dt.datetime(today.year, today.month, today.day, tzinfo=dt.timezone.utc)
 
