@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import math
 import random
 import shutil
 import sys
@@ -34,17 +35,23 @@ log = structlog.get_logger("csdp.fleet")
 SETTLE_ROUNDS = 10
 
 
-def simulation_start(days: int) -> dt.datetime:
-    """Return midnight UTC `days + 1` days ago, so no simulated time lies ahead of the server clock."""
-    today = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days + 1)
-    return dt.datetime(today.year, today.month, today.day, tzinfo=dt.timezone.utc)
+def simulation_start(scenario: Scenario) -> dt.datetime:
+    """Return a midnight UTC far enough back that no simulated time, even after `max_ticks` and skew, is in the future.
+
+    The server would clamp a future `occurred_at`, which is not what a scenario means to test.
+    """
+    fleet = scenario.fleet
+    longest_minutes = fleet.max_ticks * fleet.minutes_per_tick + scenario.clock.max_skew_minutes
+    days_back = math.ceil(longest_minutes / (24 * 60)) + 1
+    first_day = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days_back)
+    return dt.datetime(first_day.year, first_day.month, first_day.day, tzinfo=dt.timezone.utc)
 
 
 def run(options: RunOptions) -> tuple[dict[str, Any], Telemetry]:
     scenario = options.scenario
     rng = random.Random(scenario.seed)
     workdir = Path(tempfile.mkdtemp(prefix="csdp-fleet-"))
-    telemetry = Telemetry(SimulatedClock(simulation_start(scenario.fleet.days), scenario.fleet.minutes_per_tick))
+    telemetry = Telemetry(SimulatedClock(simulation_start(scenario), scenario.fleet.minutes_per_tick))
     succeeded = False
     started = False
     target: Target | None = None
