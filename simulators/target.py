@@ -42,8 +42,15 @@ class Target:
         return "postgresql" if self.database_url else "sqlite"
 
     def environment(self) -> dict[str, str]:
-        """Environment for `csdp` commands that must open the same store as the server."""
+        """Environment for `csdp` commands that must open the same store as the server.
+
+        For a server given with --server-url the store is not known, so the
+        commands use --var-dir and the CSDP_DATABASE_URL of this process, as
+        `csdp` itself would.
+        """
         environment = {**os.environ, "CSDP_VAR_DIR": str(self.var_dir)}
+        if self.server is None:
+            return environment
         environment.pop("CSDP_DATABASE_URL", None)
         if self.database_url:
             environment["CSDP_DATABASE_URL"] = self.database_url
