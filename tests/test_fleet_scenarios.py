@@ -298,3 +298,19 @@ def test_report_has_plots(tmp_path):
 
 def test_preset_folder_has_only_scenarios():
     assert sorted(path.suffix for path in PRESET_FOLDER.iterdir() if path.is_file()) == [".toml"] * len(preset_names())
+
+
+@pytest.mark.fleet
+def test_external_server_run(live_server, tmp_path):
+    """A run against a server it did not start checks that server's store, on SQLite and on PostgreSQL."""
+    settings = live_server.settings
+    environment = {"CSDP_DATABASE_URL": settings.database_url or "", "TMPDIR": str(tmp_path)}
+    arguments = ("--preset", "smoke", "--server-url", live_server.base_url, "--var-dir", str(settings.var_dir))
+
+    result = run_fleet(*arguments, environment=environment)
+
+    summary = summary_of(result)
+    assert summary["store"] == "external server"
+    assert summary["violations"] == []
+    assert summary["invariants"]["projections_equal_rebuild"] is True
+    assert result.returncode == 0, result.stderr[-3000:]
