@@ -28,6 +28,7 @@ from .api.kpi import get_kpi
 from .api.operations import health, metrics, ready
 from .kpi_projection.projector import KpiProjector
 from .api import catalog as catalog_api
+from .api import openapi
 from .api.reviews import list_reviews
 from .api.sla import get_work_order_sla, list_at_risk
 from .api import live as live_api
@@ -158,6 +159,7 @@ def create_app(
                 security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
             ),
             security=[{"bearer": []}],
+            render_plugins=[openapi.CompletedJsonRenderPlugin()],
         ),
         dependencies={"actor": Provide(provide_actor)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

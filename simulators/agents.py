@@ -1,8 +1,8 @@
-"""Simulated dispatcher and field engineers, each with its own SDK file."""
+"""Simulated dispatcher and field engineers, each with its own SDK file and fault-injecting transport."""
 
 from __future__ import annotations
 
-import dataclasses
+import datetime as dt
 import random
 from pathlib import Path
 
@@ -11,26 +11,13 @@ import httpx
 from client_sdk import SyncClient, SyncError
 from shared_schema import Actor, Role, WorkOrderState, WorkOrderStatus
 
-from .faults import FlakyNetwork
+from .faults import FlakyNetwork, NetworkFaults
+from .scenario import Scenario
+from .telemetry import Telemetry
 
 S = WorkOrderStatus
 HOLD_REASONS = ("parts", "customer", "access", "other")
-
-
-@dataclasses.dataclass
-class Behaviour:
-    """Probabilities per tick that shape the fleet's behaviour."""
-
-    offline_probability: float = 0.05
-    max_offline_ticks: int = 12
-    lost_response_rate: float = 0.05
-    act_probability: float = 0.6
-    decline_probability: float = 0.05
-    hold_probability: float = 0.15
-    leave_on_hold_probability: float = 0.4
-    reassign_probability: float = 0.03
-    cancel_probability: float = 0.01
-    orders_per_tick: int = 2
+PRIORITIES = ("P1", "P2", "P3", "P4")
 
 
 def _client(
@@ -51,26 +38,48 @@ def _client(
     )
 
 
-class EngineerAgent:
-    """A tablet that works its assigned orders and syncs whenever it is online."""
+def network_faults(scenario: Scenario) -> NetworkFaults:
+    faults = scenario.faults
+    return NetworkFaults(
+        lost_response_rate=faults.lost_response_rate,
+        connection_reset_rate=faults.connection_reset_rate,
+        burst_503_rate=faults.burst_503_rate,
+        burst_503_length=faults.burst_503_length,
+    )
 
-    def __init__(self, engineer_id: str, folder: Path, base_url: str, token: str, rng: random.Random, behaviour: Behaviour):
-        self.engineer_id = engineer_id
+
+class Device:
+    """Base of the dispatcher console and the tablets: an SDK client, a flaky network and a skewed clock."""
+
+    def __init__(
+        self,
+        name: str,
+        device_id: str,
+        actor: Actor,
+        folder: Path,
+        base_url: str,
+        token: str,
+        rng: random.Random,
+        scenario: Scenario,
+        telemetry: Telemetry,
+    ) -> None:
+        self.name = name
         self.rng = rng
-        self.behaviour = behaviour
-        self.network = FlakyNetwork(rng, behaviour.lost_response_rate)
-        actor = Actor(subject=engineer_id, role=Role.ENGINEER, engineer_id=engineer_id)
-        self.client = _client(folder / f"{engineer_id}.sqlite3", base_url, token, f"tablet-{engineer_id}", actor, self.network)
-        self.offline_ticks_left = 0
+        self.scenario = scenario
+        self.telemetry = telemetry
+        self.network = FlakyNetwork(random.Random(rng.random()), network_faults(scenario))
+        self.client = _client(folder / f"{name}.sqlite3", base_url, token, device_id, actor, self.network)
+        self.client.add_listener(telemetry.listener(name))
+        skew = scenario.clock.max_skew_minutes
+        self.clock_skew = dt.timedelta(minutes=rng.uniform(-skew, skew)) if skew else dt.timedelta(0)
         self.recorded = 0
         self.failed_syncs = 0
 
-    def tick(self) -> None:
-        self._update_connectivity()
-        if self.rng.random() < self.behaviour.act_probability:
-            self._work()
-        if not self.network.offline:
-            self.sync()
+    def record(self, work_order_id: str, event_type: str, payload: dict) -> None:
+        occurred_at = self.telemetry.clock.now() + self.clock_skew
+        entry = self.client.record(work_order_id, event_type, payload, occurred_at=occurred_at)
+        self.telemetry.note_recorded(entry)
+        self.recorded += 1
 
     def sync(self) -> bool:
         try:
@@ -80,16 +89,34 @@ class EngineerAgent:
             return False
         return True
 
+
+class EngineerAgent(Device):
+    """A tablet that works its assigned orders and syncs whenever it is online."""
+
+    def __init__(self, engineer_id: str, folder: Path, base_url: str, token: str, rng: random.Random, scenario: Scenario, telemetry: Telemetry):
+        actor = Actor(subject=engineer_id, role=Role.ENGINEER, engineer_id=engineer_id)
+        super().__init__(engineer_id, f"tablet-{engineer_id}", actor, folder, base_url, token, rng, scenario, telemetry)
+        self.engineer_id = engineer_id
+        self.offline_ticks_left = 0
+
+    def tick(self) -> None:
+        self._update_connectivity()
+        if self.rng.random() < self.scenario.technician.act_probability:
+            self._work()
+        if not self.network.offline:
+            self.sync()
+
     def go_online(self) -> None:
         self.offline_ticks_left = 0
         self.network.offline = False
 
     def _update_connectivity(self) -> None:
+        connectivity = self.scenario.connectivity
         if self.offline_ticks_left > 0:
             self.offline_ticks_left -= 1
             self.network.offline = self.offline_ticks_left > 0
-        elif self.rng.random() < self.behaviour.offline_probability:
-            self.offline_ticks_left = self.rng.randint(1, self.behaviour.max_offline_ticks)
+        elif self.rng.random() < connectivity.offline_probability:
+            self.offline_ticks_left = self.rng.randint(1, connectivity.max_offline_ticks)
             self.network.offline = True
 
     def _work(self) -> None:
@@ -102,14 +129,13 @@ class EngineerAgent:
             return
         order = self.rng.choice(sorted(orders, key=lambda state: state.work_order_id))
         for event_type, payload in self._next_steps(order):
-            self.client.record(order.work_order_id, event_type, payload)
-            self.recorded += 1
+            self.record(order.work_order_id, event_type, payload)
 
     def _next_steps(self, order: WorkOrderState) -> list[tuple[str, dict]]:
-        rng, behaviour = self.rng, self.behaviour
+        rng, technician = self.rng, self.scenario.technician
         match order.status:
             case S.ASSIGNED:
-                if rng.random() < behaviour.decline_probability:
+                if rng.random() < technician.decline_probability:
                     return [("declined", {"reason": "no capacity this week"})]
                 return [("accepted", {})]
             case S.ACCEPTED:
@@ -120,22 +146,23 @@ class EngineerAgent:
                 return [("work_started", {}), ("note_added", {"text": "machine inspected"})]
             case S.IN_PROGRESS:
                 records = [("time_logged", {"minutes": rng.randint(15, 240), "activity": "repair"})]
-                if rng.random() < 0.5:
+                if rng.random() < technician.parts_probability:
                     records.append(("parts_used", {"part_number": f"P-{rng.randint(100, 999)}", "quantity": 1}))
-                if rng.random() < behaviour.hold_probability:
+                if rng.random() < technician.hold_probability:
                     records.append(("hold_started", {"reason": rng.choice(HOLD_REASONS)}))
                 else:
                     records.append(("completed", {"summary": "fault repaired", "fixed": True}))
                 return records
             case S.ON_HOLD:
-                if rng.random() < behaviour.leave_on_hold_probability:
+                # Leaving the site while waiting for parts makes the next arrival a new visit.
+                if rng.random() < technician.leave_on_hold_probability:
                     return [("travel_started", {})]
                 return [("work_resumed", {})]
         return []
 
 
-class DispatcherAgent:
-    """An always-online console that creates, assigns, reassigns, cancels and closes orders."""
+class DispatcherAgent(Device):
+    """An always-online console that creates, assigns, reassigns, reprioritises, cancels and closes orders."""
 
     def __init__(
         self,
@@ -143,19 +170,15 @@ class DispatcherAgent:
         base_url: str,
         token: str,
         engineers: list[str],
-        orders: int,
         rng: random.Random,
-        behaviour: Behaviour,
+        scenario: Scenario,
+        telemetry: Telemetry,
     ):
-        self.rng = rng
-        self.behaviour = behaviour
-        self.engineers = engineers
-        self.orders_to_create = orders
-        self.created = 0
-        self.recorded = 0
-        self.network = FlakyNetwork(rng, behaviour.lost_response_rate)
         actor = Actor(subject="dispatcher-1", role=Role.DISPATCHER)
-        self.client = _client(folder / "dispatcher.sqlite3", base_url, token, "dispatch-console", actor, self.network)
+        super().__init__("dispatcher-1", "dispatch-console", actor, folder, base_url, token, rng, scenario, telemetry)
+        self.engineers = engineers
+        self.orders_to_create = scenario.fleet.orders
+        self.created = 0
 
     @property
     def done(self) -> bool:
@@ -164,41 +187,50 @@ class DispatcherAgent:
         states = self.client.work_orders().values()
         return all(state.status in (S.CLOSED, S.CANCELLED) for state in states) and not self.client.pending_count()
 
+    def _due_orders(self) -> int:
+        """Orders created by now: `orders_per_day` spread evenly over each simulated day, at least one per tick."""
+        fleet = self.scenario.fleet
+        elapsed_days = self.telemetry.clock.tick * fleet.minutes_per_tick / (24 * 60)
+        return min(self.orders_to_create, max(self.telemetry.clock.tick, int(fleet.orders_per_day * elapsed_days)))
+
     def tick(self) -> None:
-        rng, behaviour = self.rng, self.behaviour
-        for _ in range(behaviour.orders_per_tick):
-            if self.created < self.orders_to_create:
-                self.created += 1
-                self._record(
-                    f"wo-{self.created:05d}",
-                    "created",
-                    {
-                        "title": f"Simulated fault {self.created}",
-                        "site_id": f"site-{rng.randint(1, 5)}",
-                        "priority": rng.choice(["P1", "P2", "P3", "P4"]),
-                    },
-                )
+        rng = self.rng
+        while self.created < self._due_orders():
+            self.created += 1
+            self.record(
+                f"wo-{self.created:05d}",
+                "created",
+                {
+                    "title": f"Simulated fault {self.created}",
+                    "site_id": f"site-{rng.randint(1, 5)}",
+                    "asset_id": f"asset-{rng.randint(1, 20)}",
+                    "priority": rng.choice(PRIORITIES),
+                },
+            )
         for state in sorted(self.client.work_orders().values(), key=lambda item: item.work_order_id):
             self._manage(state)
-        try:
-            self.client.sync()
-        except SyncError:
-            pass  # the next tick retries; events stay in the outbox
+        self.sync()
 
     def _manage(self, state: WorkOrderState) -> None:
-        rng, behaviour = self.rng, self.behaviour
+        rng, dispatcher = self.rng, self.scenario.dispatcher
         if state.status is S.NEW:
-            self._record(state.work_order_id, "assigned", {"engineer_id": rng.choice(self.engineers)})
+            self.record(state.work_order_id, "assigned", {"engineer_id": rng.choice(self.engineers)})
         elif state.status is S.COMPLETED:
-            self._record(state.work_order_id, "closed", {"note": "reviewed"})
+            self.record(state.work_order_id, "closed", {"note": "reviewed"})
         elif state.status in (S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE):
             roll = rng.random()
-            if roll < behaviour.cancel_probability:
-                self._record(state.work_order_id, "cancelled", {"reason": "customer fixed it"})
-            elif roll < behaviour.cancel_probability + behaviour.reassign_probability:
+            thresholds = (
+                dispatcher.cancel_probability,
+                dispatcher.cancel_probability + dispatcher.reassign_probability,
+                dispatcher.cancel_probability + dispatcher.reassign_probability + dispatcher.unassign_probability,
+            )
+            if roll < thresholds[0]:
+                self.record(state.work_order_id, "cancelled", {"reason": "customer fixed it"})
+            elif roll < thresholds[1]:
                 others = [engineer for engineer in self.engineers if engineer != state.engineer_id] or self.engineers
-                self._record(state.work_order_id, "reassigned", {"engineer_id": rng.choice(others)})
-
-    def _record(self, work_order_id: str, event_type: str, payload: dict) -> None:
-        self.client.record(work_order_id, event_type, payload)
-        self.recorded += 1
+                self.record(state.work_order_id, "reassigned", {"engineer_id": rng.choice(others)})
+            elif roll < thresholds[2]:
+                self.record(state.work_order_id, "unassigned", {"reason": "engineer needed elsewhere"})
+        if state.status not in (S.COMPLETED, S.CLOSED, S.CANCELLED) and rng.random() < dispatcher.reprioritise_probability:
+            priorities = [priority for priority in PRIORITIES if priority != state.priority.value]
+            self.record(state.work_order_id, "priority_changed", {"priority": rng.choice(priorities)})

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import subprocess
+import sys
+from collections.abc import Callable
 
 import httpx
 import msgspec
@@ -21,9 +24,13 @@ from shared_schema import (
     parse_payload,
 )
 
+from .kpi_check import kpi_problems
+
 
 @dataclasses.dataclass
-class Device:
+class DeviceView:
+    """A device's outbox and a direct, fault-free connection with the device's own token."""
+
     name: str
     client: SyncClient
     http: httpx.Client
@@ -66,7 +73,13 @@ def fetch_work_orders(office: httpx.Client) -> dict[str, WorkOrderState]:
         params["cursor"] = page.next_cursor
 
 
-def check_all(devices: list[Device], engineers: dict[str, SyncClient], office: httpx.Client) -> Findings:
+def check_all(
+    devices: list[DeviceView],
+    engineers: dict[str, SyncClient],
+    office: httpx.Client,
+    verify_projections: Callable[[], list[str]],
+) -> Findings:
+    """Run every end-of-run check; `office` reads the log, `verify_projections` runs `csdp projections verify`."""
     findings = Findings()
     log = fetch_log(office)
     server_states = fetch_work_orders(office)
@@ -96,10 +109,26 @@ def check_all(devices: list[Device], engineers: dict[str, SyncClient], office: h
     )
     findings.check("projection_equals_log_fold", _fold_problems(log, server_states))
     findings.check("tablets_converged", _convergence_problems(engineers, server_states))
+    findings.check("projections_equal_rebuild", verify_projections())
+    findings.check("kpi_equal_independent_computation", kpi_problems(office, log))
     return findings
 
 
-def _replay_problems(devices: list[Device], entries: dict[str, list]) -> list[str]:
+def projections_verify_command(environment: dict[str, str]) -> Callable[[], list[str]]:
+    """Build a check that runs `csdp projections verify` over the store named in `environment`."""
+
+    def verify() -> list[str]:
+        command = [sys.executable, "-m", "server.cli", "projections", "verify"]
+        result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+        if result.returncode == 0:
+            return []
+        lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+        return [f"csdp projections verify exited with {result.returncode}: {line}" for line in lines[-20:]]
+
+    return verify
+
+
+def _replay_problems(devices: list[DeviceView], entries: dict[str, list]) -> list[str]:
     """Send every recorded event again: each must come back as a replay of its one stored decision."""
     problems: list[str] = []
     for device in devices:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +23,10 @@ class ServerProcess:
     """A server subprocess, a context manager.
 
     The store is the SQLite file in `var_dir`, or `database_url` when given
-    (migrated with `csdp migrate` before the server starts).
+    (migrated with `csdp migrate` before the server starts). When the
+    environment variable CSDP_SIM_SERVER_PLUGIN names a module, the server
+    process imports it before the server starts; tests use this to run a
+    deliberately broken server.
     """
 
     def __init__(
@@ -57,6 +61,10 @@ class ServerProcess:
             if migrate.returncode != 0:
                 raise RuntimeError(f"csdp migrate failed: {migrate.stderr.strip()}")
         command = [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        plugin = env.get("CSDP_SIM_SERVER_PLUGIN")
+        if plugin:
+            launcher = f"import importlib, sys; importlib.import_module({plugin!r}); from server.cli import main; sys.exit(main())"
+            command = [sys.executable, "-c", launcher, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -81,6 +89,13 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def kill(self) -> None:
+        """Send SIGKILL, as a crash or an out-of-memory kill would, and wait for the process to end."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
 
     def __enter__(self) -> ServerProcess:
         self.start()

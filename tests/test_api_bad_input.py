@@ -327,3 +327,81 @@ def test_nul_in_query_422(dispatcher):
 
     assert response.status_code == 422
     assert response.json()["field"] == "engineer_id"
+
+
+# -- KPI instants outside the years 1 to 9999 in UTC -----------------------------
+# The offset moves these valid ISO 8601 instants out of range only when they are
+# converted to UTC. The conversion once raised OverflowError and returned 500.
+
+KPI_INSTANT_CASES = [
+    ("from before year 1", {"from": "0001-01-01T00:00:00+00:07", "to": "2026-01-01T00:00:00Z"}, "from"),
+    ("to before year 1", {"from": "0001-01-01T00:00:00Z", "to": "0001-01-01T00:00:00+00:07"}, "to"),
+    ("to after year 9999", {"from": "2026-01-01T00:00:00Z", "to": "9999-12-31T23:59:59-14:00"}, "to"),
+]
+
+
+@pytest.mark.parametrize(("window", "field"), [pytest.param(*case[1:], id=case[0]) for case in KPI_INSTANT_CASES])
+def test_kpi_instant_out_of_range_422(clients, window, field):
+    manager = clients("manager", "m-1")
+
+    response = manager.get("/v1/kpi", params={**window, "group_by": "day"})
+
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    assert response.json()["value"] == window[field]
+    assert "outside the years 1 to 9999 in UTC" in response.json()["message"]
+    assert manager.get("/health").status_code == 200
+
+
+# -- malformed bodies on POST /v1/catalog ------------------------------------------
+
+
+def site_command(**payload: Any) -> dict[str, Any]:
+    return {"type": "site_registered", "entity_id": "site-bad", "payload": {"name": "S", "time_zone": "UTC", **payload}}
+
+
+CATALOG_BODY_CASES = [
+    ("invalid utf-8", b'{"commands": ["\xff"]}', 400, ABSENT),
+    ("truncated json", b'{"commands": [', 400, ABSENT),
+    ("commands is string", b'{"commands": "site_registered"}', 422, "$.commands"),
+    ("command is number", b'{"commands": [7]}', 422, "$.commands[0]"),
+    ("entity_id is list", json.dumps({"commands": [{**site_command(), "entity_id": ["x"]}]}).encode(), 422, "$.commands[0].entity_id"),
+    ("name huge", json.dumps({"commands": [site_command(name="n" * 1_000_000)]}).encode(), 422, "$.commands[0].payload.name"),
+    ("commands nested 100000 deep", b'{"commands": ' + nested_lists(100_000).encode() + b"}", 400, ABSENT),
+    ("objects nested 100000 deep", b'{"a": ' * 100_000 + b"1" + b"}" * 100_000, 400, ABSENT),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"), [pytest.param(*case[1:], id=case[0]) for case in CATALOG_BODY_CASES]
+)
+def test_catalog_bad_body(clients, body, status, field):
+    manager = clients("manager", "m-1")
+
+    response = manager.post("/v1/catalog", content=body, headers={"Content-Type": "application/json"})
+
+    payload = response.json()
+    assert response.status_code == status, payload
+    assert payload["message"]
+    if field is ABSENT:
+        assert "field" not in payload
+    else:
+        assert payload["field"] == field
+    assert manager.get("/v1/catalog/sites").json()["items"] == []
+
+
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/catalog"])
+def test_ten_megabyte_string_rejected(clients, path):
+    """A body of 10 MB (10**7 bytes, under the 10 MiB limit) that is one huge string: a clear 4xx, then normal service."""
+    manager = clients("manager", "m-1")
+    head = b'{"events": [{"work_order_id": "' if path == "/v1/events" else b'{"commands": [{"type": "'
+    body = head + b"x" * (10_000_000 - len(head) - 4) + b'"}]}'
+    assert len(body) == 10_000_000
+
+    response = manager.post(path, content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 422, response.text[:500]
+    assert response.json()["field"].startswith("$.")
+    assert len(response.text) < 2000
+    assert manager.get("/health").status_code == 200
+    assert manager.get("/v1/work-orders").status_code == 200

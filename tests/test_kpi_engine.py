@@ -1,4 +1,4 @@
-"""KPI engine: hand-computed cases, bad input, and a generated history checked against tests/kpi_reference.py."""
+"""KPI engine: hand-computed cases, bad input, and a generated history checked against simulators/kpi_reference.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kpi_reference import reference_kpis
+from simulators.kpi_reference import reference_kpis
 from server.kpi import GroupBy, KpiGroup, KpiReport, compute_kpis, merge_groups
 from shared_schema import Actor, DecisionStatus, ProposedEvent, RecordedEvent, Role, WorkOrderState, decide
 

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from catalog_helpers import command, post_catalog
 from conftest import SHARED_SSL_CONTEXT, LiveServer, free_port
-from kpi_reference import reference_kpis
+from simulators.kpi_reference import reference_kpis
 from sla_helpers import ROUND_THE_CLOCK, at, history, put_contracts
 from test_kpi_engine import HistoryGenerator, assert_same_figures, engine_figures
 

@@ -24,6 +24,8 @@ log = structlog.get_logger("csdp.api")
 _PATH_RE = re.compile(r"at `(\$[^`]*)`")
 _MISSING_RE = re.compile(r"missing required field `([^`]+)`")
 _UNKNOWN_RE = re.compile(r"unknown field `([^`]+)`")
+# msgspec quotes the rejected value in some messages (an unknown tag, for one), however long it is.
+_LONG_QUOTED_RE = re.compile(r"'([^']{200})[^']+'")
 MISSING: Any = object()
 """Marks an absent `value`, so that a JSON null can still be reported as the value at fault."""
 
@@ -139,7 +141,7 @@ def validation_error(exc: msgspec.ValidationError, document: Any) -> InvalidFiel
     `document` is the body decoded without a schema, or MISSING when that
     failed too, and then the error body has no `value`.
     """
-    text = str(exc)
+    text = _LONG_QUOTED_RE.sub(lambda match: f"'{match.group(1)}...'", str(exc))
     path_match = _PATH_RE.search(text)
     path = path_match.group(1) if path_match else "$"
     missing = _MISSING_RE.search(text)

@@ -70,7 +70,13 @@ def instant_query(request: Request, name: str) -> dt.datetime:
         raise InvalidField(
             f"query parameter {name} has no UTC offset; add Z or an offset such as +02:00", field=name, value=raw
         )
-    return value.astimezone(dt.timezone.utc)
+    try:
+        return value.astimezone(dt.timezone.utc)
+    except OverflowError:
+        # 0001-01-01T00:00:00+00:07 is a valid ISO 8601 instant, but it lies before year 1 in UTC.
+        raise InvalidField(
+            f"query parameter {name} falls outside the years 1 to 9999 in UTC", field=name, value=raw
+        ) from None
 
 
 def projector_status(lag: ProjectorLag, running: bool, now: dt.datetime) -> ProjectorStatus:

@@ -1,4 +1,4 @@
-"""A second, deliberately plain computation of the KPIs in docs/kpi.md, for the engine tests.
+"""A second, deliberately plain computation of the KPIs in docs/kpi.md, for the engine tests and the fleet simulator.
 
 It replays each work order by itself into plain dicts, with its own table of
 the status each event type leads to, and measures interval overlaps by
