@@ -13,6 +13,8 @@ from ..kpi_projection.projector import kpi_history
 from ..kpi_projection.rows import KPI_EVENT_TYPES, HistoryWindow, ProjectorLag, recorded_event
 from ..kpi_projection.sla_flags import sla_flags
 from ..sla.contracts import PolicyCatalog
+from ..store import Store
+from ..store.catalog import catalog_of
 from .context import CurrentActor, check_query_names, enum_query, int_query, store_of
 from .errors import ApiError, InvalidField
 
@@ -20,6 +22,8 @@ log = structlog.get_logger("csdp.kpi")
 
 # Maximum repeat-visit window in days, because it bounds the extra orders a request loads.
 MAX_REPEAT_WINDOW_DAYS = 3650
+# Asset documents are read from the catalog in pages of this many.
+_ASSET_PAGE = 1000
 
 
 class ProjectionInvalid(ApiError):
@@ -73,6 +77,20 @@ def instant_query(request: Request, name: str) -> dt.datetime:
     return value.astimezone(dt.timezone.utc)
 
 
+async def asset_models(store: Store) -> dict[str, str]:
+    """Return the registered `model` of every asset in the catalog, keyed by asset id."""
+    catalog = catalog_of(store)
+    models: dict[str, str] = {}
+    after: str | None = None
+    while True:
+        page = await catalog.page("asset", after=after, limit=_ASSET_PAGE)
+        for document in page[:_ASSET_PAGE]:
+            models[str(document["asset_id"])] = str(document["model"])
+        if len(page) <= _ASSET_PAGE:
+            return models
+        after = str(page[_ASSET_PAGE - 1]["asset_id"])
+
+
 def projector_status(lag: ProjectorLag, running: bool, now: dt.datetime) -> ProjectorStatus:
     age = None
     if lag.checkpoint_recorded_at is not None:
@@ -101,7 +119,10 @@ async def get_kpi(request: Request, actor: CurrentActor) -> KpiResponse:
         )
     group_by = enum_query(request, "group_by", GroupBy)
     if group_by is None:
-        raise InvalidField("query parameter group_by is required: engineer, asset, contract or day", field="group_by")
+        raise InvalidField(
+            "query parameter group_by is required: engineer, asset, contract, day, component or asset_model",
+            field="group_by",
+        )
     repeat_days = int_query(request, "repeat_window_days", 30, minimum=1, maximum=MAX_REPEAT_WINDOW_DAYS)
 
     history = kpi_history(store_of(request))
@@ -117,6 +138,7 @@ async def get_kpi(request: Request, actor: CurrentActor) -> KpiResponse:
     policies = await PolicyCatalog.load(store_of(request))
     now = dt.datetime.now(dt.timezone.utc)
     met = sla_flags(rows, policies, window_start=start, window_end=end, now=now)
+    models = await asset_models(store_of(request)) if group_by is GroupBy.ASSET_MODEL else None
     try:
         report = compute_kpis(
             [recorded_event(row) for row in rows if row.type in KPI_EVENT_TYPES],
@@ -124,6 +146,7 @@ async def get_kpi(request: Request, actor: CurrentActor) -> KpiResponse:
             window_end=end,
             group_by=group_by,
             repeat_window_days=repeat_days,
+            asset_models=models,
             sla_met=met,
         )
     except ValueError as exc:
