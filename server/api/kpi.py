@@ -138,7 +138,7 @@ async def get_kpi(request: Request, actor: CurrentActor) -> KpiResponse:
     policies = await PolicyCatalog.load(store_of(request))
     now = dt.datetime.now(dt.timezone.utc)
     met = sla_flags(rows, policies, window_start=start, window_end=end, now=now)
-    models = await asset_models(store_of(request)) if group_by is GroupBy.ASSET_MODEL else None
+    models = await asset_models(store_of(request)) if group_by == GroupBy.ASSET_MODEL.value else None
     try:
         report = compute_kpis(
             [recorded_event(row) for row in rows if row.type in KPI_EVENT_TYPES],
