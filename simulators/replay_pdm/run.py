@@ -33,7 +33,7 @@ from .catalog import catalog_commands, register_catalog
 from .compare import GROUPINGS, comparison_rows, fetch_kpi, product_figures, wait_for_projector
 from .dataset import FleetLog
 from .expected import expected_figures
-from .plans import order_plans
+from .plans import OrderPlan, order_plans
 
 log = structlog.get_logger("csdp.replay_pdm")
 HOUR = dt.timedelta(hours=1)
@@ -58,8 +58,21 @@ class ReplayOptions:
     show_progress: bool = True
 
 
+def plan_orders(options: ReplayOptions) -> list[OrderPlan]:
+    """Return the orders of the window, raising SystemExit when it contains none."""
+    window_log = options.log.window(options.window_start, options.window_end)
+    plans = order_plans(window_log, dt.timedelta(days=options.lead_days), faults=options.errors == "faults")
+    if not plans:
+        raise SystemExit(
+            f"the window {options.window_start.isoformat()} to {options.window_end.isoformat()} contains no "
+            "failure and no replacement; choose --from/--to within the log (2020-01-01 to 2021-01-01)"
+        )
+    return plans
+
+
 def replay(options: ReplayOptions) -> dict[str, Any]:
     """Run the replay and return its summary; `summary["ok"]` is False when an invariant or a figure differs."""
+    plan_orders(options)
     workdir = Path(tempfile.mkdtemp(prefix="csdp-replay-pdm-"))
     var_dir = workdir / "server"
     schema = None
@@ -108,13 +121,7 @@ def _http(base_url: str, token: str) -> httpx.Client:
 def _run(options: ReplayOptions, base_url: str, settings: Settings, workdir: Path) -> dict[str, Any]:
     rng = random.Random(options.seed)
     window_log = options.log.window(options.window_start, options.window_end)
-    lead_time = dt.timedelta(days=options.lead_days)
-    plans = order_plans(window_log, lead_time, faults=options.errors == "faults")
-    if not plans:
-        raise SystemExit(
-            f"the window {options.window_start.isoformat()} to {options.window_end.isoformat()} contains no "
-            "failure and no replacement; choose --from/--to within the log (2020-01-01 to 2021-01-01)"
-        )
+    plans = plan_orders(options)
     clock_start = min(plans[0].report_time, options.window_start).replace(minute=0, second=0, microsecond=0)
     shifts = {f"e-{index + 1:02d}": shift_of(index) for index in range(options.engineers)}
 
