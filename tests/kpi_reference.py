@@ -224,6 +224,7 @@ def reference_kpis(
                 other
                 for other in orders_on_asset[order["asset"]]
                 if other["status"] != "cancelled"
+                and not other["preventive"]
                 and done_at < other["created"] <= limit
             ]
             if follow_ups:

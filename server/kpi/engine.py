@@ -74,10 +74,14 @@ def contract_of(order: OrderHistory, asset_contracts: Mapping[str, str]) -> str 
 
 
 def _creations_by_asset(orders: Iterable[OrderHistory]) -> dict[str, list[dt.datetime]]:
-    """Return the sorted creation times of the orders on each asset, leaving out cancelled orders."""
+    """Return the sorted creation times of the corrective orders on each asset, leaving out cancelled orders.
+
+    A preventive order was planned, not called because the fault came back,
+    so it makes no repeat visit.
+    """
     creations: dict[str, list[dt.datetime]] = defaultdict(list)
     for order in orders:
-        if order.asset_id is not None and order.status is not WorkOrderStatus.CANCELLED:
+        if order.asset_id is not None and order.corrective and order.status is not WorkOrderStatus.CANCELLED:
             creations[order.asset_id].append(order.created_at)
     for times in creations.values():
         times.sort()
