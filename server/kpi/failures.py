@@ -2,9 +2,9 @@
 
 `docs/kpi.md` defines both figures. A failure is a corrective order that is
 not cancelled, counted at its creation. Failures of one asset at the same
-instant are one stop of the machine, so a time between failures is the gap
-between two distinct creation instants on the same asset, or on the same
-asset and component when the figures are grouped by component.
+instant are one stop of the machine. So a time between failures is the gap
+between two distinct creation instants on the same asset. When the figures
+are grouped by component, the gaps are taken per asset and component.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from collections.abc import Iterable
 from shared_schema import WorkOrderStatus
 
 from .history import OrderHistory
-
-ZERO = dt.timedelta(0)
-
 
 @dataclasses.dataclass(frozen=True)
 class Failure:

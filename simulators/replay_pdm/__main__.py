@@ -90,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     team.add_argument("--lead-days", type=_whole(0), default=7, help="days between creating a preventive order and its planned start")
     team.add_argument("--offline-probability", type=_probability, default=0.03, help="chance per simulated hour that a tablet goes offline")
-    team.add_argument("--max-offline-hours", type=_whole(1), default=10, help="longest offline window, in simulated hours")
+    team.add_argument("--max-offline-hours", type=_whole(1), default=10, help="maximum length of an offline window, in simulated hours")
     team.add_argument("--lost-response-rate", type=_probability, default=0.02, help="share of POSTs whose response is lost after commit")
     team.add_argument("--reassign-probability", type=_probability, default=0.003, help="chance per simulated hour that the dispatcher reassigns an order not yet started")
     team.add_argument("--drain-days", type=_whole(0), default=14, help="simulated days after the window to finish open orders")

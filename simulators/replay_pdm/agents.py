@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from client_sdk import SyncClient, SyncError
-from shared_schema import Actor, Role, WorkOrderState, WorkOrderStatus
+from shared_schema import Actor, WorkOrderState, WorkOrderStatus
 
 from ..faults import FlakyNetwork
 from .calendars import Shift
@@ -33,13 +33,13 @@ REPAIR_MINUTES = {"corrective": (60, 360), "preventive": (45, 180), "inspection"
 
 @dataclasses.dataclass(frozen=True)
 class ReplayBehaviour:
-    """Seeded behaviour of the team. Probabilities are per simulated hour unless said otherwise."""
+    """Seeded behaviour of the team. Probabilities are per simulated hour unless stated otherwise."""
 
     offline_probability: float = 0.03
     max_offline_hours: int = 10
     lost_response_rate: float = 0.02
     reassign_probability: float = 0.003
-    """Per order that the dispatcher sees assigned or accepted, so a preventive order waiting a week gets about 0.5."""
+    """Per order whose last synced state is assigned or accepted; a preventive order waiting a week gets about 0.5."""
     decline_probability: float = 0.03
     """Per assignment."""
     hold_probability: float = 0.1
@@ -75,7 +75,7 @@ class Job:
     accepted_at: dt.datetime
     ready_at: dt.datetime
     steps: collections.deque = dataclasses.field(default_factory=collections.deque)
-    held: bool = False
+    was_on_hold: bool = False
 
 
 class ReplayEngineer:
@@ -142,7 +142,7 @@ class ReplayEngineer:
             self.network.offline = True
 
     def _refresh(self) -> None:
-        """Add the open orders assigned to this engineer that have no job yet, after a sync brought news."""
+        """Add the open orders assigned to this engineer that have no job yet, after a sync that pulled changes."""
         for work_order_id, state in self.client.my_work_orders().items():
             if state.status not in FINISHED and work_order_id not in self.jobs and work_order_id in self.plans:
                 self.jobs[work_order_id] = Job(self.plans[work_order_id], accepted_at=self.free_at, ready_at=self.free_at)
@@ -213,7 +213,7 @@ class ReplayEngineer:
             time += dt.timedelta(minutes=rng.randint(2, 15))
             steps.append((time, S.ON_SITE, "work_started", {}))
         repair = dt.timedelta(minutes=rng.randint(*REPAIR_MINUTES[job.plan.kind]))
-        if not job.held and rng.random() < self.behaviour.hold_probability:
+        if not job.was_on_hold and rng.random() < self.behaviour.hold_probability:
             half = repair / 2
             steps.append((time + half, S.IN_PROGRESS, "time_logged", {"minutes": max(1, int(half.total_seconds() // 60))}))
             steps.append((time + half, S.IN_PROGRESS, "hold_started", {"reason": "parts"}))
@@ -232,7 +232,7 @@ class ReplayEngineer:
         work_order_id = job.plan.work_order_id
         state = self.client.work_order(work_order_id)
         if state is None or state.engineer_id != self.engineer_id or state.status is not expected_status:
-            # Reassigned, declined or changed on the server: plan again from what the tablet knows.
+            # Reassigned, declined or changed on the server: plan again from the tablet's local state.
             self.abandoned_jobs += 1
             self.active = None
             self.free_at = max(self.free_at, time)
@@ -241,7 +241,7 @@ class ReplayEngineer:
         self._record(work_order_id, event_type, payload, time)
         self.free_at = max(self.free_at, time)
         if event_type == "hold_started":
-            job.held = True
+            job.was_on_hold = True
             job.ready_at = time + dt.timedelta(hours=self.rng.randint(4, 48))
             self.active = None
         elif event_type == "completed":
@@ -339,9 +339,9 @@ class ReplayDispatcher:
 
     def _choose_engineer(self, plan: OrderPlan, load: collections.Counter, exclude: str | None) -> str:
         """Pick the engineer whose shift starts soonest after the planned start, then the least loaded."""
-        wanted = plan.planned_start or plan.report_time
+        needed_at = plan.planned_start or plan.report_time
         ranked = sorted(
-            (shift.next_working_time(wanted), load[engineer_id], self.rng.random(), engineer_id)
+            (shift.next_working_time(needed_at), load[engineer_id], self.rng.random(), engineer_id)
             for engineer_id, shift in self.shifts.items()
             if engineer_id != exclude
         )

@@ -2,7 +2,7 @@
 
 All calendars are in UTC, the zone the log's times are read in. The
 simulation uses `next_working_time` to start travel only within an
-engineer's hours. The same hours go to the catalog, so the server sees the
+engineer's hours. The same hours go to the catalog, so the server stores the
 calendars the engineers follow.
 """
 

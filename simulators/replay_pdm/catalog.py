@@ -61,7 +61,7 @@ def catalog_commands(log: FleetLog, shifts: dict[str, Shift], in_service_from: d
 
 
 def register_catalog(manager: httpx.Client, commands: list[dict[str, object]]) -> int:
-    """Post the commands in requests of at most MAX_COMMANDS; raise SystemExit naming the rejected command."""
+    """Post the commands in requests of at most MAX_COMMANDS; raise SystemExit with the server's error body."""
     for start in range(0, len(commands), MAX_COMMANDS):
         chunk = commands[start : start + MAX_COMMANDS]
         response = manager.post("/v1/catalog", json={"commands": chunk})

@@ -1,4 +1,4 @@
-"""Work orders planned from the maintenance log: when each is reported and what its `created` event says."""
+"""Work orders planned from the maintenance log: when each is reported and what its `created` event contains."""
 
 from __future__ import annotations
 

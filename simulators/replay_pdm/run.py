@@ -84,8 +84,8 @@ def replay(options: ReplayOptions) -> dict[str, Any]:
         except SystemExit:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
-    # The SLA clock job evaluates open orders at the server's clock, years after the simulated
-    # one, so it would record every open order as breached; it stays off unless asked for.
+    # The SLA clock job evaluates open orders at the server's clock, years after the simulated one.
+    # It would record every open order as breached, so it stays off unless the options turn it on.
     environment = {"CSDP_SLA_CLOCK_SECONDS": str(options.sla_clock_seconds)}
     server = ServerProcess(var_dir, database_url=database_url, environment=environment)
     succeeded = False
