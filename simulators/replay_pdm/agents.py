@@ -15,9 +15,10 @@ import random
 from pathlib import Path
 
 import httpx
+import msgspec
 
 from client_sdk import SyncClient, SyncError
-from shared_schema import Actor, WorkOrderState, WorkOrderStatus
+from shared_schema import TRANSITION_INDEX, Actor, WorkOrderState, WorkOrderStatus
 
 from ..faults import FlakyNetwork
 from .calendars import Shift
@@ -101,6 +102,10 @@ class ReplayEngineer:
         self.plans = plans
         self.jobs: dict[str, Job] = {}
         self.active: Job | None = None
+        # The tablet's local view, read again only after a sync exchanged events, because
+        # SyncClient.work_order() costs time in proportion to the outbox.
+        self.states: dict[str, WorkOrderState] = {}
+        self.states_stale = True
         self.free_at = start
         self.offline_hours_left = 0
         self.hours_since_sync = 0
@@ -116,6 +121,8 @@ class ReplayEngineer:
         due = self.client.pending_count() > 0 or self.hours_since_sync >= self.behaviour.sync_every_hours
         if not self.network.offline and due:
             self.sync()
+        if self.states_stale:
+            self._refresh()
         self._work(now)
 
     def sync(self) -> bool:
@@ -125,8 +132,8 @@ class ReplayEngineer:
             self.failed_syncs += 1
             return False
         self.hours_since_sync = 0
-        if report.pulled or report.rejected or report.needs_review:
-            self._refresh()
+        if report.pushed or report.pulled:
+            self.states_stale = True
         return True
 
     def go_online(self) -> None:
@@ -142,16 +149,19 @@ class ReplayEngineer:
             self.network.offline = True
 
     def _refresh(self) -> None:
-        """Add the open orders assigned to this engineer that have no job yet, after a sync that pulled changes."""
-        for work_order_id, state in self.client.my_work_orders().items():
-            if state.status not in FINISHED and work_order_id not in self.jobs and work_order_id in self.plans:
+        """Read the local view again and add a job for each open order of this engineer that has none."""
+        self.states = self.client.work_orders()
+        self.states_stale = False
+        for work_order_id, state in self.states.items():
+            mine = state.engineer_id == self.engineer_id and state.status not in FINISHED
+            if mine and work_order_id not in self.jobs and work_order_id in self.plans:
                 self.jobs[work_order_id] = Job(self.plans[work_order_id], accepted_at=self.free_at, ready_at=self.free_at)
 
     # -- work --------------------------------------------------------------
 
     def _work(self, now: dt.datetime) -> None:
         for work_order_id in sorted(self.jobs):
-            state = self.client.work_order(work_order_id)
+            state = self.states.get(work_order_id)
             if state is None or state.engineer_id != self.engineer_id or state.status in FINISHED or state.status is S.NEW:
                 self._drop(work_order_id)
             elif state.status is S.ASSIGNED and self.jobs[work_order_id] is not self.active:
@@ -181,7 +191,7 @@ class ReplayEngineer:
         """Pick the next job that can start by `now` (corrective first) and plan its steps; False when none can."""
         candidates = []
         for work_order_id, job in self.jobs.items():
-            state = self.client.work_order(work_order_id)
+            state = self.states.get(work_order_id)
             if state is None or state.status in (S.ASSIGNED, S.NEW) or state.status in FINISHED:
                 continue
             travel = dt.timedelta(minutes=self.rng.randint(*self.behaviour.travel_minutes))
@@ -230,7 +240,7 @@ class ReplayEngineer:
     def _record_step(self, job: Job) -> None:
         time, expected_status, event_type, payload = job.steps.popleft()
         work_order_id = job.plan.work_order_id
-        state = self.client.work_order(work_order_id)
+        state = self.states.get(work_order_id)
         if state is None or state.engineer_id != self.engineer_id or state.status is not expected_status:
             # Reassigned, declined or changed on the server: plan again from the tablet's local state.
             self.abandoned_jobs += 1
@@ -253,8 +263,13 @@ class ReplayEngineer:
             self.active = None
 
     def _record(self, work_order_id: str, event_type: str, payload: dict, time: dt.datetime) -> None:
+        """Record an event and apply its status change to the cached local view, as the SDK's view does."""
         self.client.record(work_order_id, event_type, payload, occurred_at=time)
         self.recorded += 1
+        state = self.states.get(work_order_id)
+        row = TRANSITION_INDEX.get((state.status, event_type)) if state is not None else None
+        if state is not None and row is not None and row.to_state is not None:
+            self.states[work_order_id] = msgspec.structs.replace(state, status=row.to_state)
 
 
 class ReplayDispatcher:
@@ -291,10 +306,16 @@ class ReplayDispatcher:
         return not self.waiting and not self.open and not self.client.pending_count()
 
     def tick(self, now: dt.datetime) -> None:
-        states = {work_order_id: self.client.work_order(work_order_id) for work_order_id in sorted(self.open)}
-        load = collections.Counter(
-            state.engineer_id for state in states.values() if state is not None and state.status not in FINISHED
-        )
+        # The console syncs every step, so the confirmed states are its view. An order with an event
+        # still pending (after a failed sync) waits for the next step instead of being acted on twice.
+        confirmed = self.client.confirmed_work_orders()
+        pending = {entry.event.work_order_id for entry in self.client.pending()}
+        states = {
+            work_order_id: confirmed[work_order_id]
+            for work_order_id in sorted(self.open)
+            if work_order_id in confirmed and work_order_id not in pending
+        }
+        load = collections.Counter(state.engineer_id for state in states.values() if state.status not in FINISHED)
         while self.waiting and self.waiting[0].report_time <= now:
             plan = self.waiting.popleft()
             self._record(plan.work_order_id, "created", plan.payload, plan.report_time)
@@ -304,10 +325,9 @@ class ReplayDispatcher:
             self.open.add(plan.work_order_id)
             self.open_by_asset[plan.asset_id].add(plan.work_order_id)
         while self.notes and self.notes[0].time <= now:
-            self._note(self.notes.popleft())
-        for work_order_id, state in states.items():
-            if state is not None:
-                self._manage(state, now, load)
+            self._note(self.notes.popleft(), states)
+        for state in states.values():
+            self._manage(state, now, load)
         self.sync()
 
     def sync(self) -> bool:
@@ -354,9 +374,9 @@ class ReplayDispatcher:
             payload["planned_end"] = (plan.planned_start + dt.timedelta(hours=4)).isoformat()
         return payload
 
-    def _note(self, error: MachineError) -> None:
+    def _note(self, error: MachineError, states: dict[str, WorkOrderState]) -> None:
         for work_order_id in sorted(self.open_by_asset[asset_id(error.machine_id)]):
-            state = self.client.work_order(work_order_id)
+            state = states.get(work_order_id)
             if state is not None and state.status in NOTE_STATUSES:
                 text = f"machine reported {error.error_id} at {error.time.isoformat()}"
                 self._record(work_order_id, "note_added", {"text": text}, error.time)
