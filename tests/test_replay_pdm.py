@@ -13,6 +13,7 @@ import pytest
 
 from simulators.replay_pdm.__main__ import main, parse_args
 from simulators.replay_pdm.agents import ReplayBehaviour
+from simulators.replay_pdm.benchmark import write_section
 from simulators.replay_pdm.calendars import shift_of
 from simulators.replay_pdm.compare import comparison_rows
 from simulators.replay_pdm.dataset import (
@@ -39,10 +40,13 @@ def at(day: int, hour: int = 6) -> dt.datetime:
 
 def test_month_replay_holds_invariants_and_figures(tmp_path: Path) -> None:
     report_folder = tmp_path / "report"
+    benchmarks = tmp_path / "benchmarks.md"
+    benchmarks.write_text("# Benchmarks\n\n## Ingestion\n\nfigures\n")
     result = subprocess.run(
         [
             sys.executable, "-m", "simulators.replay_pdm", "--months", "1", "--seed", "3",
             "--reassign-probability", "0.01", "--json", "--report", str(report_folder),
+            "--benchmarks", str(benchmarks),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -80,6 +84,10 @@ def test_month_replay_holds_invariants_and_figures(tmp_path: Path) -> None:
     ):
         assert (report_folder / name).stat().st_size > 0, name
     assert "## GET /v1/kpi against the CSV files" in (report_folder / "report.md").read_text()
+    section = benchmarks.read_text()
+    assert section.startswith("# Benchmarks\n\n## Ingestion\n\nfigures\n\n## Fleet maintenance log replay\n")
+    compared = len(summary["comparison"])
+    assert f"| KPI figures equal to the CSV computation | {compared} of {compared} |" in section
 
 
 def test_week_replay_on_postgres_with_fault_reports(postgres_database: str) -> None:
@@ -283,3 +291,29 @@ def test_empty_window_stops_before_server_starts() -> None:
 
     with pytest.raises(SystemExit, match="contains no failure and no replacement"):
         replay(options)
+
+
+# --- Benchmark section ------------------------------------------------------------------
+
+
+def test_benchmark_section_replaces_own_heading(tmp_path: Path) -> None:
+    path = tmp_path / "benchmarks.md"
+    path.write_text("# Benchmarks\n\n## Ingestion\n\nfigures\n\n## Fleet maintenance log replay\n\nold\n\n## Later\n\nkept\n")
+
+    write_section(path, "## Fleet maintenance log replay\n\nnew\n")
+
+    text = path.read_text()
+    assert "old" not in text
+    assert text.count("## Fleet maintenance log replay") == 1
+    assert "## Ingestion\n\nfigures" in text
+    assert "## Later\n\nkept" in text
+    assert text.index("new") < text.index("## Later")
+
+
+def test_benchmark_section_appended_when_missing(tmp_path: Path) -> None:
+    path = tmp_path / "benchmarks.md"
+    path.write_text("# Benchmarks\n\n## Ingestion\n\nfigures\n")
+
+    write_section(path, "## Fleet maintenance log replay\n\nnew\n")
+
+    assert path.read_text() == "# Benchmarks\n\n## Ingestion\n\nfigures\n\n## Fleet maintenance log replay\n\nnew\n"

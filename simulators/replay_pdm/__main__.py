@@ -22,6 +22,7 @@ from pathlib import Path
 import structlog
 
 from .agents import ReplayBehaviour
+from .benchmark import command_line, section_text, write_section
 from .dataset import DATA_FOLDER, UTC, DatasetError, load_fleet_log
 from .output import print_summary
 from .run import ReplayOptions, replay
@@ -111,6 +112,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     where.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     where.add_argument("--report", type=Path, help="write report.md and its PNG plots into this folder")
+    where.add_argument(
+        "--benchmarks",
+        type=Path,
+        help="write the run time and figures into the replay's section of this Markdown file, e.g. docs/benchmarks.md",
+    )
     where.add_argument("--keep-files", action="store_true", help="keep the tablets' SQLite files, the server folder and the PostgreSQL schema")
 
     args = parser.parse_args(argv)
@@ -157,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         keep_files=args.keep_files,
         show_progress=not args.json,
     )
+    load_before = os.getloadavg()[0]
     summary = replay(options)
+    if args.benchmarks is not None:
+        section = section_text(summary, command_line(), load_before, os.getloadavg()[0])
+        write_section(args.benchmarks, section)
     if args.report is not None:
         from .report import write_report
 
