@@ -132,13 +132,13 @@ def reference_kpis(
     group_by: str,
     repeat_window_days: int = 30,
     asset_contracts: dict[str, str] | None = None,
-    asset_models: dict[str, str] | None = None,
+    order_models: dict[str, str] | None = None,
     sla_met: dict[str, bool] | None = None,
     available_hours_per_day: dict[str, float] | None = None,
 ) -> dict[str | None, dict[str, Any]]:
     """Return {group key: figures} with the same meaning as the engine's KpiGroup fields."""
     asset_contracts = asset_contracts or {}
-    asset_models = asset_models or {}
+    order_models = order_models or {}
     sla_met = sla_met or {}
     hours = available_hours_per_day or {}
 
@@ -165,7 +165,7 @@ def reference_kpis(
         if group_by == "component":
             return order["component"]
         if group_by == "asset_model":
-            return asset_models.get(order["asset"])
+            return order_models.get(order["id"])
         return when.astimezone(UTC).date().isoformat()
 
     groups: dict[str | None, dict[str, Any]] = defaultdict(new_group)

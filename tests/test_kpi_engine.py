@@ -767,6 +767,15 @@ def assert_same_figures(key: str | None, engine: dict[str, Any], reference: dict
             assert close, f"group {key!r}: {name} is {value}, reference {expected}"
 
 
+def order_models_of(events: list[RecordedEvent]) -> dict[str, str]:
+    """Map each order created on an asset of ASSET_MODELS to that asset's model."""
+    return {
+        event.work_order_id: ASSET_MODELS[event.payload["asset_id"]]
+        for event in events
+        if event.type == "created" and event.payload.get("asset_id") in ASSET_MODELS
+    }
+
+
 @pytest.mark.parametrize("group_by", [member.value for member in GroupBy])
 @pytest.mark.parametrize("window", list(WINDOWS))
 @pytest.mark.parametrize("repeat_window_days", [7, 30])
@@ -781,7 +790,7 @@ def test_engine_matches_reference(
     options = {
         "repeat_window_days": repeat_window_days,
         "asset_contracts": ASSET_CONTRACTS,
-        "asset_models": ASSET_MODELS,
+        "order_models": order_models_of(history),
         "sla_met": sla,
         "available_hours_per_day": hours,
     }

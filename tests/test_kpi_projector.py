@@ -15,7 +15,7 @@ import httpx
 import msgspec
 import pytest
 import uvicorn
-from catalog_helpers import command, post_catalog
+from catalog_helpers import command, post_catalog, snapshot
 from conftest import SHARED_SSL_CONTEXT, LiveServer, free_port
 from kpi_reference import reference_kpis
 from sla_helpers import ROUND_THE_CLOCK, at, history, put_contracts
@@ -304,6 +304,10 @@ def test_kpi_failures_by_model_and_component(live_server: LiveServer) -> None:
                 command("site_registered", "site-a", {"name": "Site A", "time_zone": "UTC"}),
                 command("asset_registered", "cnc-1", {"site_id": "site-a", "model": "Haas VF-2", "serial": "1"}),
                 command("asset_registered", "cnc-2", {"site_id": "site-a", "model": "DMU 50", "serial": "2"}),
+                # cnc-1 was rebuilt on day 2, so its later failures belong to the new model. The snapshot of
+                # cnc-2 names no model, so the registered one applies.
+                snapshot("cnc-1", "2024-03-02T00:00:00Z", model="Haas VF-2SS"),
+                snapshot("cnc-2", "2024-03-01T00:00:00Z", firmware="2.1"),
             ],
         )
         post_all(admin, events)
@@ -314,8 +318,15 @@ def test_kpi_failures_by_model_and_component(live_server: LiveServer) -> None:
         by_engineer = kpi(admin, start, end, "engineer")["groups"]
         invalid = admin.get("/v1/kpi", params={"from": start.isoformat(), "to": end.isoformat(), "group_by": "model"})
 
-    assert {key: group["failures"] for key, group in by_model.items()} == {None: 1, "DMU 50": 1, "Haas VF-2": 3}
-    assert by_model["Haas VF-2"]["time_between_failures"] == {
+    assert {key: group["failures"] for key, group in by_model.items()} == {
+        None: 1,
+        "DMU 50": 1,
+        "Haas VF-2": 1,
+        "Haas VF-2SS": 2,
+    }
+    # The gap from day 1 to day 3 belongs to the later failure's model.
+    assert by_model["Haas VF-2"]["time_between_failures"]["count"] == 0
+    assert by_model["Haas VF-2SS"]["time_between_failures"] == {
         "count": 1,
         "total_seconds": 48 * 3600.0,
         "mean_seconds": 48 * 3600.0,

@@ -13,8 +13,7 @@ from ..kpi_projection.projector import kpi_history
 from ..kpi_projection.rows import KPI_EVENT_TYPES, HistoryWindow, ProjectorLag, recorded_event
 from ..kpi_projection.sla_flags import sla_flags
 from ..sla.contracts import PolicyCatalog
-from ..store import Store
-from ..store.catalog import catalog_of
+from ..kpi_projection.asset_models import asset_documents, order_models
 from .context import CurrentActor, check_query_names, enum_query, int_query, store_of
 from .errors import ApiError, InvalidField
 
@@ -22,8 +21,6 @@ log = structlog.get_logger("csdp.kpi")
 
 # Maximum repeat-visit window in days, because it bounds the extra orders a request loads.
 MAX_REPEAT_WINDOW_DAYS = 3650
-# Asset documents are read from the catalog in pages of this many.
-_ASSET_PAGE = 1000
 
 
 class ProjectionInvalid(ApiError):
@@ -77,20 +74,6 @@ def instant_query(request: Request, name: str) -> dt.datetime:
     return value.astimezone(dt.timezone.utc)
 
 
-async def asset_models(store: Store) -> dict[str, str]:
-    """Return the registered `model` of every asset in the catalog, keyed by asset id."""
-    catalog = catalog_of(store)
-    models: dict[str, str] = {}
-    after: str | None = None
-    while True:
-        page = await catalog.page("asset", after=after, limit=_ASSET_PAGE)
-        for document in page[:_ASSET_PAGE]:
-            models[str(document["asset_id"])] = str(document["model"])
-        if len(page) <= _ASSET_PAGE:
-            return models
-        after = str(page[_ASSET_PAGE - 1]["asset_id"])
-
-
 def projector_status(lag: ProjectorLag, running: bool, now: dt.datetime) -> ProjectorStatus:
     age = None
     if lag.checkpoint_recorded_at is not None:
@@ -138,7 +121,9 @@ async def get_kpi(request: Request, actor: CurrentActor) -> KpiResponse:
     policies = await PolicyCatalog.load(store_of(request))
     now = dt.datetime.now(dt.timezone.utc)
     met = sla_flags(rows, policies, window_start=start, window_end=end, now=now)
-    models = await asset_models(store_of(request)) if group_by == GroupBy.ASSET_MODEL.value else None
+    models = None
+    if group_by == GroupBy.ASSET_MODEL.value:
+        models = order_models(rows, await asset_documents(store_of(request)))
     try:
         report = compute_kpis(
             [recorded_event(row) for row in rows if row.type in KPI_EVENT_TYPES],
@@ -146,7 +131,7 @@ async def get_kpi(request: Request, actor: CurrentActor) -> KpiResponse:
             window_end=end,
             group_by=group_by,
             repeat_window_days=repeat_days,
-            asset_models=models,
+            order_models=models,
             sla_met=met,
         )
     except ValueError as exc:

@@ -60,7 +60,7 @@ def _order_key(query: KpiQuery, order: OrderHistory, engineer_id: str | None, in
     if query.group_by is GroupBy.COMPONENT:
         return order.component
     if query.group_by is GroupBy.ASSET_MODEL:
-        return query.asset_models.get(order.asset_id) if order.asset_id is not None else None
+        return query.order_models.get(order.work_order_id)
     return utc_day(instant)
 
 
@@ -211,7 +211,7 @@ def compute_kpis(
     group_by: GroupBy | str,
     repeat_window_days: int = 30,
     asset_contracts: Mapping[str, str] | None = None,
-    asset_models: Mapping[str, str] | None = None,
+    order_models: Mapping[str, str] | None = None,
     sla_met: Mapping[str, bool] | None = None,
     available_hours_per_day: Mapping[str, float] | None = None,
 ) -> KpiReport:
@@ -221,8 +221,9 @@ def compute_kpis(
     by global position. Events after the window still count, because a later
     reopening or cancellation changes which orders are restored and a later
     order on the same asset makes a repeat visit. `asset_contracts` maps asset
-    ids to contract ids for orders created without a contract. `asset_models`
-    maps asset ids to their model, the key of `group_by="asset_model"`. `sla_met` maps
+    ids to contract ids for orders created without a contract. `order_models`
+    maps work-order ids to the model of their asset when the order was created,
+    the key of `group_by="asset_model"`. `sla_met` maps
     work-order ids to the SLA engine's met (True) or breached (False) flag.
     `available_hours_per_day` gives engineers' available hours per working day.
 
@@ -235,7 +236,7 @@ def compute_kpis(
         group_by=group_by,
         repeat_window_days=repeat_window_days,
         asset_contracts=asset_contracts,
-        asset_models=asset_models,
+        order_models=order_models,
         sla_met=sla_met,
         available_hours_per_day=available_hours_per_day,
     )

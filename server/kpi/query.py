@@ -29,7 +29,7 @@ class KpiQuery(msgspec.Struct, frozen=True, kw_only=True):
     group_by: GroupBy
     repeat_window: dt.timedelta
     asset_contracts: Mapping[str, str]
-    asset_models: Mapping[str, str]
+    order_models: Mapping[str, str]
     sla_met: Mapping[str, bool]
     available_hours_per_day: Mapping[str, float]
 
@@ -66,7 +66,7 @@ def build_query(
     group_by: GroupBy | str,
     repeat_window_days: int = 30,
     asset_contracts: Mapping[str, str] | None = None,
-    asset_models: Mapping[str, str] | None = None,
+    order_models: Mapping[str, str] | None = None,
     sla_met: Mapping[str, bool] | None = None,
     available_hours_per_day: Mapping[str, float] | None = None,
 ) -> KpiQuery:
@@ -89,7 +89,7 @@ def build_query(
         group_by=grouping,
         repeat_window=dt.timedelta(days=repeat_window_days),
         asset_contracts=asset_contracts or {},
-        asset_models=asset_models or {},
+        order_models=order_models or {},
         sla_met=sla_met or {},
         available_hours_per_day=hours,
     )
