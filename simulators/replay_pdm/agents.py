@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
+import structlog
 
 from client_sdk import SyncClient, SyncError
 from shared_schema import TRANSITION_INDEX, Actor, WorkOrderState, WorkOrderStatus
@@ -25,6 +26,7 @@ from .calendars import Shift
 from .dataset import MachineError, asset_id
 from .plans import OrderPlan
 
+log = structlog.get_logger("csdp.replay_pdm")
 S = WorkOrderStatus
 FINISHED = (S.COMPLETED, S.CLOSED, S.CANCELLED)
 # Statuses in which the dispatcher may add a note (office roles, see shared_schema/transitions.py).
@@ -128,8 +130,10 @@ class ReplayEngineer:
     def sync(self) -> bool:
         try:
             report = self.client.sync()
-        except SyncError:
+        except SyncError as exc:
+            # The events stay in the outbox and the next sync retries them.
             self.failed_syncs += 1
+            log.warning("replay_sync_failed", device_id=self.client.device_id, error=str(exc))
             return False
         self.hours_since_sync = 0
         if report.pushed or report.pulled:
@@ -333,8 +337,10 @@ class ReplayDispatcher:
     def sync(self) -> bool:
         try:
             self.client.sync()
-        except SyncError:
+        except SyncError as exc:
+            # The events stay in the outbox and the next step's sync retries them.
             self.failed_syncs += 1
+            log.warning("replay_sync_failed", device_id=self.client.device_id, error=str(exc))
             return False
         return True
 
