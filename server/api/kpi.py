@@ -9,11 +9,11 @@ import structlog
 from litestar import Request, get
 
 from ..kpi import GroupBy, KpiGroup, compute_kpis
+from ..kpi_projection.asset_models import asset_documents, order_models
 from ..kpi_projection.projector import kpi_history
 from ..kpi_projection.rows import KPI_EVENT_TYPES, HistoryWindow, ProjectorLag, recorded_event
 from ..kpi_projection.sla_flags import sla_flags
 from ..sla.contracts import PolicyCatalog
-from ..kpi_projection.asset_models import asset_documents, order_models
 from .context import CurrentActor, check_query_names, enum_query, int_query, store_of
 from .errors import ApiError, InvalidField
 
