@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     window = parser.add_argument_group("window of the log to replay, [from, to) in UTC")
     window.add_argument("--from", dest="window_start", type=_date, default=DEFAULT_START, help="first instant replayed")
-    window.add_argument("--to", dest="window_end", type=_date, help=f"end of the window, exclusive (default {DEFAULT_END.date()})")
+    window.add_argument("--to", dest="window_end", type=_date, help=f"end of the window, exclusive; {DEFAULT_END.date()} when neither --to nor --months is given")
     window.add_argument("--months", type=_whole(1), help="replay this many calendar months from --from instead of --to")
 
     team = parser.add_argument_group("the team and its behaviour")
