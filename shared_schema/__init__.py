@@ -17,7 +17,7 @@ from .envelope import (
     content_fingerprint,
     parse_payload,
 )
-from .payloads import EVENT_PAYLOADS, EVENT_TYPES, AttachmentKind, HoldReason, Priority
+from .payloads import EVENT_PAYLOADS, EVENT_TYPES, AttachmentKind, HoldReason, MaintenanceType, Priority
 from .reviews import HeldReview
 from .reasons import REASON_SENTENCES, REASON_STATUS, DecisionStatus, ReasonCode
 from .states import ACTIVE_STATES, HUMAN_ROLES, OPEN_STATES, PRE_WORK_STATES, TERMINAL_STATES, Role, WorkOrderStatus
@@ -55,6 +55,7 @@ __all__ = [
     "DecisionStatus",
     "HeldReview",
     "HoldReason",
+    "MaintenanceType",
     "PayloadError",
     "Priority",
     "ProposedEvent",

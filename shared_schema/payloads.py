@@ -40,6 +40,17 @@ class HoldReason(str, enum.Enum):
     OTHER = "other"
 
 
+class MaintenanceType(str, enum.Enum):
+    """Kind of maintenance a work order carries out, in EN 13306 terms.
+
+    Corrective maintenance restores an item after a failure. Preventive
+    maintenance is planned ahead to lower the chance of a failure.
+    """
+
+    CORRECTIVE = "corrective"
+    PREVENTIVE = "preventive"
+
+
 class AttachmentKind(str, enum.Enum):
     PHOTO = "photo"
     DOCUMENT = "document"
@@ -57,6 +68,9 @@ class Created(Payload):
     contract_id: Identifier | None = None
     priority: Priority = Priority.P3
     description: LongText = ""
+    maintenance_type: MaintenanceType = MaintenanceType.CORRECTIVE
+    component: Identifier | None = None
+    """The part of the asset that failed or is to be serviced, such as a spindle or a controller board."""
 
 
 class Assigned(Payload):

@@ -49,6 +49,8 @@ def replay_one_order(events: list[Any]) -> dict[str, Any]:
         "created": created.effective_time,
         "asset": created.payload.get("asset_id"),
         "contract": created.payload.get("contract_id"),
+        "preventive": created.payload.get("maintenance_type") == "preventive",
+        "component": created.payload.get("component"),
         "status": "new",
         "arrivals": [],
         "completions": [],
@@ -117,6 +119,9 @@ def new_group() -> dict[str, Any]:
         "on_site_us": 0,
         "working_us": 0,
         "available_us": 0,
+        "failures": 0,
+        "failure_gaps": 0,
+        "failure_gap_us": 0,
     }
 
 
@@ -127,11 +132,13 @@ def reference_kpis(
     group_by: str,
     repeat_window_days: int = 30,
     asset_contracts: dict[str, str] | None = None,
+    order_models: dict[str, str] | None = None,
     sla_met: dict[str, bool] | None = None,
     available_hours_per_day: dict[str, float] | None = None,
 ) -> dict[str | None, dict[str, Any]]:
     """Return {group key: figures} with the same meaning as the engine's KpiGroup fields."""
     asset_contracts = asset_contracts or {}
+    order_models = order_models or {}
     sla_met = sla_met or {}
     hours = available_hours_per_day or {}
 
@@ -155,6 +162,10 @@ def reference_kpis(
             return order["asset"]
         if group_by == "contract":
             return contract(order)
+        if group_by == "component":
+            return order["component"]
+        if group_by == "asset_model":
+            return order_models.get(order["id"])
         return when.astimezone(UTC).date().isoformat()
 
     groups: dict[str | None, dict[str, Any]] = defaultdict(new_group)
@@ -162,7 +173,33 @@ def reference_kpis(
     def in_window(when: dt.datetime) -> bool:
         return window_start <= when < window_end
 
+    # Failures: every corrective, not cancelled order created in the window. The gap to the
+    # latest earlier distinct creation instant on the same asset (and component, when grouped
+    # by component) within the window.
+    failures = [
+        order
+        for order in orders
+        if not order["preventive"] and order["status"] != "cancelled" and in_window(order["created"])
+    ]
+    for order in failures if group_by != "engineer" else []:
+        group = groups[key_for(order, None, order["created"])]
+        group["failures"] += 1
+        if order["asset"] is None:
+            continue
+        earlier = [
+            other["created"]
+            for other in failures
+            if other["asset"] == order["asset"]
+            and (group_by != "component" or other["component"] == order["component"])
+            and other["created"] < order["created"]
+        ]
+        if earlier:
+            group["failure_gaps"] += 1
+            group["failure_gap_us"] += micros(order["created"] - max(earlier))
+
     for order in orders:
+        if order["preventive"]:
+            continue
         if order["arrivals"] and in_window(order["arrivals"][0][0]):
             arrived_at, engineer = order["arrivals"][0]
             group = groups[key_for(order, engineer, arrived_at)]
@@ -187,6 +224,7 @@ def reference_kpis(
                 other
                 for other in orders_on_asset[order["asset"]]
                 if other["status"] != "cancelled"
+                and not other["preventive"]
                 and done_at < other["created"] <= limit
             ]
             if follow_ups:
@@ -242,6 +280,7 @@ def finish(group: dict[str, Any], group_by: str) -> dict[str, Any]:
     result["first_time_fix_rate"] = ratio(group["first_time_fixes"], group["restored"])
     result["repeat_rate"] = ratio(group["repeats"], group["repeat_base"])
     result["sla_rate"] = ratio(group["sla_met"], group["sla_flagged"])
+    result["mtbf_seconds"] = ratio(seconds["failure_gap_us"], group["failure_gaps"])
     result["travel_share"] = ratio(group["travel_us"], group["travel_us"] + group["on_site_us"])
     if group_by in ("engineer", "day"):
         result["utilisation"] = ratio(group["working_us"], group["available_us"])

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,7 +15,7 @@ import httpx
 import msgspec
 import pytest
 import uvicorn
-from catalog_helpers import command, post_catalog
+from catalog_helpers import command, post_catalog, snapshot
 from conftest import SHARED_SSL_CONTEXT, LiveServer, free_port
 from simulators.kpi_reference import reference_kpis
 from sla_helpers import ROUND_THE_CLOCK, at, history, put_contracts
@@ -169,7 +170,7 @@ def sla_met_from_endpoint(admin: httpx.Client, events: list[RecordedEvent]) -> d
 
 def assert_matches_reference(admin: httpx.Client, events: list[RecordedEvent], sla_met: dict[str, bool]) -> None:
     for start, end in WINDOWS:
-        for group_by in ("engineer", "asset", "contract", "day"):
+        for group_by in ("engineer", "asset", "contract", "day", "component", "asset_model"):
             for repeat_days in (7, 30):
                 body = kpi(admin, start, end, group_by, repeat_window_days=repeat_days)
                 groups = {
@@ -268,6 +269,74 @@ def test_kpi_sla_compliance_from_contracts(live_server: LiveServer) -> None:
     assert [group["key"] for group in by_engineer] == ["e-1"]
     assert by_engineer[0]["sla_compliance"] == {"hits": 2, "count": 4, "rate": 0.5}
     assert by_engineer[0]["sla_unknown"] == 2
+
+
+def failure_event(work_order_id: str, day: int, version: int = 1, event_type: str = "created", **payload: Any) -> dict[str, Any]:
+    return {
+        "client_event_id": str(uuid.uuid4()),
+        "work_order_id": work_order_id,
+        "type": event_type,
+        "payload": payload,
+        "occurred_at": dt.datetime(2024, 3, day, 6, tzinfo=UTC).isoformat(),
+        "base_version": version - 1,
+        "device_id": "console-1",
+    }
+
+
+def test_kpi_failures_by_model_and_component(live_server: LiveServer) -> None:
+    machine = {"title": "Spindle stopped", "site_id": "site-a", "maintenance_type": "corrective"}
+    events = [
+        failure_event("wo-a1", 1, asset_id="cnc-1", component="spindle", **machine),
+        # Two components of cnc-1 fail together on day 3: one stop, one gap of 48 h.
+        failure_event("wo-a2", 3, asset_id="cnc-1", component="axis-drive", **machine),
+        failure_event("wo-a3", 3, asset_id="cnc-1", component="spindle", **machine),
+        failure_event("wo-b1", 2, asset_id="cnc-2", component="spindle", **machine),
+        failure_event("wo-p1", 4, asset_id="cnc-2", component="spindle", title="Planned", site_id="site-a",
+                      maintenance_type="preventive"),
+        failure_event("wo-c1", 5, asset_id="cnc-2", **machine),
+        failure_event("wo-c1", 5, 2, "cancelled", reason="duplicate call"),
+        failure_event("wo-x1", 6, component="spindle", **machine),
+    ]
+    with client(live_server, Role.ADMIN) as admin:
+        post_catalog(
+            admin,
+            [
+                command("site_registered", "site-a", {"name": "Site A", "time_zone": "UTC"}),
+                command("asset_registered", "cnc-1", {"site_id": "site-a", "model": "Haas VF-2", "serial": "1"}),
+                command("asset_registered", "cnc-2", {"site_id": "site-a", "model": "DMU 50", "serial": "2"}),
+                # cnc-1 was rebuilt on day 2, so its later failures belong to the new model. The snapshot of
+                # cnc-2 names no model, so the registered one applies.
+                snapshot("cnc-1", "2024-03-02T00:00:00Z", model="Haas VF-2SS"),
+                snapshot("cnc-2", "2024-03-01T00:00:00Z", firmware="2.1"),
+            ],
+        )
+        post_all(admin, events)
+        wait_caught_up(admin)
+        start, end = dt.datetime(2024, 3, 1, tzinfo=UTC), dt.datetime(2024, 4, 1, tzinfo=UTC)
+        by_model = {group["key"]: group for group in kpi(admin, start, end, "asset_model")["groups"]}
+        by_component = {group["key"]: group for group in kpi(admin, start, end, "component")["groups"]}
+        by_engineer = kpi(admin, start, end, "engineer")["groups"]
+        invalid = admin.get("/v1/kpi", params={"from": start.isoformat(), "to": end.isoformat(), "group_by": "model"})
+
+    assert {key: group["failures"] for key, group in by_model.items()} == {
+        None: 1,
+        "DMU 50": 1,
+        "Haas VF-2": 1,
+        "Haas VF-2SS": 2,
+    }
+    # The gap from day 1 to day 3 belongs to the later failure's model.
+    assert by_model["Haas VF-2"]["time_between_failures"]["count"] == 0
+    assert by_model["Haas VF-2SS"]["time_between_failures"] == {
+        "count": 1,
+        "total_seconds": 48 * 3600.0,
+        "mean_seconds": 48 * 3600.0,
+    }
+    assert by_model["DMU 50"]["time_between_failures"]["count"] == 0
+    assert {key: group["failures"] for key, group in by_component.items()} == {"axis-drive": 1, "spindle": 4}
+    assert by_component["spindle"]["time_between_failures"]["total_seconds"] == 48 * 3600.0
+    assert by_engineer == []
+    assert invalid.status_code == 422
+    assert invalid.json()["field"] == "group_by"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import structlog
 from litestar import Request, get
 
 from ..kpi import GroupBy, KpiGroup, compute_kpis
+from ..kpi_projection.asset_models import asset_documents, order_models
 from ..kpi_projection.projector import kpi_history
 from ..kpi_projection.rows import KPI_EVENT_TYPES, HistoryWindow, ProjectorLag, recorded_event
 from ..kpi_projection.sla_flags import sla_flags
@@ -107,7 +108,10 @@ async def get_kpi(request: Request, actor: CurrentActor) -> KpiResponse:
         )
     group_by = enum_query(request, "group_by", GroupBy)
     if group_by is None:
-        raise InvalidField("query parameter group_by is required: engineer, asset, contract or day", field="group_by")
+        raise InvalidField(
+            "query parameter group_by is required: engineer, asset, contract, day, component or asset_model",
+            field="group_by",
+        )
     repeat_days = int_query(request, "repeat_window_days", 30, minimum=1, maximum=MAX_REPEAT_WINDOW_DAYS)
 
     history = kpi_history(store_of(request))
@@ -123,6 +127,9 @@ async def get_kpi(request: Request, actor: CurrentActor) -> KpiResponse:
     policies = await PolicyCatalog.load(store_of(request))
     now = dt.datetime.now(dt.timezone.utc)
     met = sla_flags(rows, policies, window_start=start, window_end=end, now=now)
+    models = None
+    if group_by == GroupBy.ASSET_MODEL.value:
+        models = order_models(rows, await asset_documents(store_of(request)))
     try:
         report = compute_kpis(
             [recorded_event(row) for row in rows if row.type in KPI_EVENT_TYPES],
@@ -130,6 +137,7 @@ async def get_kpi(request: Request, actor: CurrentActor) -> KpiResponse:
             window_end=end,
             group_by=group_by,
             repeat_window_days=repeat_days,
+            order_models=models,
             sla_met=met,
         )
     except ValueError as exc:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from shared_schema import RecordedEvent, WorkOrderStatus
 
 from .availability import available_time
+from .failures import failures_in_window
 from .figures import KpiGroup, KpiReport, duration_ratio, mean_duration, rate
 from .history import OrderHistory, replay_orders
 from .periods import clip, split_by_utc_day, utc_day
@@ -43,6 +44,9 @@ class _GroupTotals:
     on_site: dt.timedelta = ZERO
     working: dt.timedelta = ZERO
     available: dt.timedelta = ZERO
+    failures: int = 0
+    failure_gaps: int = 0
+    failure_gap_total: dt.timedelta = ZERO
 
 
 def _order_key(query: KpiQuery, order: OrderHistory, engineer_id: str | None, instant: dt.datetime) -> str | None:
@@ -53,6 +57,10 @@ def _order_key(query: KpiQuery, order: OrderHistory, engineer_id: str | None, in
         return order.asset_id
     if query.group_by is GroupBy.CONTRACT:
         return contract_of(order, query.asset_contracts)
+    if query.group_by is GroupBy.COMPONENT:
+        return order.component
+    if query.group_by is GroupBy.ASSET_MODEL:
+        return query.order_models.get(order.work_order_id)
     return utc_day(instant)
 
 
@@ -66,10 +74,14 @@ def contract_of(order: OrderHistory, asset_contracts: Mapping[str, str]) -> str 
 
 
 def _creations_by_asset(orders: Iterable[OrderHistory]) -> dict[str, list[dt.datetime]]:
-    """Return the sorted creation times of the orders on each asset, leaving out cancelled orders."""
+    """Return the sorted creation times of the corrective orders on each asset, leaving out cancelled orders.
+
+    A preventive order was planned, not called because the fault came back,
+    so it makes no repeat visit.
+    """
     creations: dict[str, list[dt.datetime]] = defaultdict(list)
     for order in orders:
-        if order.asset_id is not None and order.status is not WorkOrderStatus.CANCELLED:
+        if order.asset_id is not None and order.corrective and order.status is not WorkOrderStatus.CANCELLED:
             creations[order.asset_id].append(order.created_at)
     for times in creations.values():
         times.sort()
@@ -87,7 +99,7 @@ def _add_restorations(query: KpiQuery, orders: Iterable[OrderHistory], totals: d
     orders = list(orders)
     creations = _creations_by_asset(orders)
     for order in orders:
-        if order.status not in RESTORED_STATES:
+        if not order.corrective or order.status not in RESTORED_STATES:
             continue
         last = order.completions[-1]
         if not query.window_start <= last.time < query.window_end:
@@ -115,7 +127,7 @@ def _add_restorations(query: KpiQuery, orders: Iterable[OrderHistory], totals: d
 def _add_reactions(query: KpiQuery, orders: Iterable[OrderHistory], totals: dict[str | None, _GroupTotals]) -> None:
     """Add created-to-first-arrival for each order whose first arrival falls in the window."""
     for order in orders:
-        if order.first_arrival is None:
+        if not order.corrective or order.first_arrival is None:
             continue
         arrived_at, engineer_id = order.first_arrival
         if not query.window_start <= arrived_at < query.window_end:
@@ -154,6 +166,23 @@ def _add_intervals(query: KpiQuery, orders: Iterable[OrderHistory], totals: dict
         totals[key].available += available_time(engineer_id, pieces, query.available_hours_per_day)
 
 
+def _add_failures(query: KpiQuery, orders: Iterable[OrderHistory], totals: dict[str | None, _GroupTotals]) -> None:
+    """Count the failures created in the window and the gaps between them, in every grouping but engineer.
+
+    A failure happens before any engineer is assigned, so it belongs to no
+    engineer group.
+    """
+    if query.group_by is GroupBy.ENGINEER:
+        return
+    per_component = query.group_by is GroupBy.COMPONENT
+    for failure in failures_in_window(orders, query.window_start, query.window_end, per_component):
+        group = totals[_order_key(query, failure.order, None, failure.time)]
+        group.failures += 1
+        if failure.gap is not None:
+            group.failure_gaps += 1
+            group.failure_gap_total += failure.gap
+
+
 def _to_group(query: KpiQuery, key: str | None, totals: _GroupTotals) -> KpiGroup:
     utilisation = None
     if query.group_by in (GroupBy.ENGINEER, GroupBy.DAY):
@@ -169,6 +198,8 @@ def _to_group(query: KpiQuery, key: str | None, totals: _GroupTotals) -> KpiGrou
         sla_unknown=totals.sla_unknown,
         travel_share=duration_ratio(totals.travel, totals.travel + totals.on_site),
         utilisation=utilisation,
+        failures=totals.failures,
+        time_between_failures=mean_duration(totals.failure_gaps, totals.failure_gap_total),
     )
 
 
@@ -180,6 +211,7 @@ def compute_kpis(
     group_by: GroupBy | str,
     repeat_window_days: int = 30,
     asset_contracts: Mapping[str, str] | None = None,
+    order_models: Mapping[str, str] | None = None,
     sla_met: Mapping[str, bool] | None = None,
     available_hours_per_day: Mapping[str, float] | None = None,
 ) -> KpiReport:
@@ -189,7 +221,9 @@ def compute_kpis(
     by global position. Events after the window still count, because a later
     reopening or cancellation changes which orders are restored and a later
     order on the same asset makes a repeat visit. `asset_contracts` maps asset
-    ids to contract ids for orders created without a contract. `sla_met` maps
+    ids to contract ids for orders created without a contract. `order_models`
+    maps work-order ids to the model of their asset when the order was created,
+    the key of `group_by="asset_model"`. `sla_met` maps
     work-order ids to the SLA engine's met (True) or breached (False) flag.
     `available_hours_per_day` gives engineers' available hours per working day.
 
@@ -202,6 +236,7 @@ def compute_kpis(
         group_by=group_by,
         repeat_window_days=repeat_window_days,
         asset_contracts=asset_contracts,
+        order_models=order_models,
         sla_met=sla_met,
         available_hours_per_day=available_hours_per_day,
     )
@@ -210,6 +245,7 @@ def compute_kpis(
     _add_restorations(query, orders, totals)
     _add_reactions(query, orders, totals)
     _add_intervals(query, orders, totals)
+    _add_failures(query, orders, totals)
 
     keys = sorted(totals, key=lambda key: (key is not None, key or ""))
     return KpiReport(

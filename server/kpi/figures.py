@@ -38,10 +38,10 @@ class DurationRatio(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class KpiGroup(msgspec.Struct, frozen=True, kw_only=True):
-    """All figures of one group: an engineer id, asset id, contract id or UTC date (`YYYY-MM-DD`).
+    """All figures of one group: an engineer id, asset id, contract id, UTC date (`YYYY-MM-DD`), component or asset model.
 
-    `key` is None for orders that have no asset, or no contract, when grouped
-    by that field. `utilisation` is None for asset and contract groups,
+    `key` is None for orders that have no asset, contract, component or
+    asset model when grouped by that field. `utilisation` is None for asset and contract groups,
     because available time belongs to engineers. `sla_unknown` counts the
     restored orders for which the caller supplied no SLA flag.
     """
@@ -56,6 +56,10 @@ class KpiGroup(msgspec.Struct, frozen=True, kw_only=True):
     sla_unknown: int
     travel_share: DurationRatio
     utilisation: DurationRatio | None
+    failures: int
+    """Corrective orders created in the window and not cancelled; always 0 in engineer groups."""
+    time_between_failures: MeanDuration
+    """Gaps between consecutive failures of one asset, both in the window; count 0 in engineer groups."""
 
 
 class KpiReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,4 +136,6 @@ def merge_groups(groups: Iterable[KpiGroup], key: str | None) -> KpiGroup:
         sla_unknown=sum(group.sla_unknown for group in items),
         travel_share=_merge_ratios([group.travel_share for group in items]),
         utilisation=merged_utilisation,
+        failures=sum(group.failures for group in items),
+        time_between_failures=_merge_means([group.time_between_failures for group in items]),
     )

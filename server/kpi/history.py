@@ -54,6 +54,9 @@ class OrderHistory(msgspec.Struct, kw_only=True):
     asset_id: str | None
     contract_id: str | None
     status: WorkOrderStatus
+    corrective: bool = True
+    """False for an order created as preventive maintenance."""
+    component: str | None = None
     engineer_id: str | None = None
     first_arrival: tuple[dt.datetime, str | None] | None = None
     arrivals: int = 0
@@ -93,6 +96,8 @@ def _start_order(event: RecordedEvent, time: dt.datetime) -> OrderHistory:
         asset_id=payload.get("asset_id"),
         contract_id=payload.get("contract_id"),
         status=S.NEW,
+        corrective=payload.get("maintenance_type", "corrective") != "preventive",
+        component=payload.get("component"),
     )
 
 

@@ -17,6 +17,8 @@ class GroupBy(str, enum.Enum):
     ASSET = "asset"
     CONTRACT = "contract"
     DAY = "day"
+    COMPONENT = "component"
+    ASSET_MODEL = "asset_model"
 
 
 class KpiQuery(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,6 +29,7 @@ class KpiQuery(msgspec.Struct, frozen=True, kw_only=True):
     group_by: GroupBy
     repeat_window: dt.timedelta
     asset_contracts: Mapping[str, str]
+    order_models: Mapping[str, str]
     sla_met: Mapping[str, bool]
     available_hours_per_day: Mapping[str, float]
 
@@ -63,6 +66,7 @@ def build_query(
     group_by: GroupBy | str,
     repeat_window_days: int = 30,
     asset_contracts: Mapping[str, str] | None = None,
+    order_models: Mapping[str, str] | None = None,
     sla_met: Mapping[str, bool] | None = None,
     available_hours_per_day: Mapping[str, float] | None = None,
 ) -> KpiQuery:
@@ -85,6 +89,7 @@ def build_query(
         group_by=grouping,
         repeat_window=dt.timedelta(days=repeat_window_days),
         asset_contracts=asset_contracts or {},
+        order_models=order_models or {},
         sla_met=sla_met or {},
         available_hours_per_day=hours,
     )

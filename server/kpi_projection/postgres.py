@@ -20,11 +20,11 @@ _decode_event = decode_recorded_event
 
 HISTORY_COLUMNS = (
     "work_order_id, global_position, stream_version, type, effective_time, engineer_id, asset_id, contract_id, fixed,"
-    " priority, hold_reason"
+    " priority, hold_reason, maintenance_type, component"
 )
 _HISTORY_TYPES = (
     "$1::text[], $2::bigint[], $3::int[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[],"
-    " $9::bool[], $10::text[], $11::text[]"
+    " $9::bool[], $10::text[], $11::text[], $12::text[], $13::text[]"
 )
 
 # See the SQLite module: orders created before the end with an event at or after the start, and
@@ -41,7 +41,7 @@ _WINDOW_SQL = (
 
 def history_columns(rows: list[HistoryRow]) -> list[list[object]]:
     """Turn rows into one list per column of `kpi_order_history`, for `insert_history_sql`."""
-    return [list(column) for column in zip(*(msgspec.structs.astuple(row) for row in rows))] or [[] for _ in range(11)]
+    return [list(column) for column in zip(*(msgspec.structs.astuple(row) for row in rows))] or [[] for _ in range(13)]
 
 
 def insert_history_sql(table: str) -> str:

@@ -1,8 +1,9 @@
 """History rows of the KPI projection: the fields of each event that `compute_kpis` and the SLA engine read.
 
 `compute_kpis` replays each order through the transition table and reads
-the status changes, the assignee from the assignment payloads, the asset
-and contract of `created` and the `fixed` flag of `completed`. The SLA
+the status changes, the assignee from the assignment payloads, the asset,
+contract, maintenance type and component of `created` and the `fixed` flag
+of `completed`. The SLA
 engine also reads the priority of `created` and `priority_changed` and the
 reason of `hold_started`, so `priority_changed` rows are kept too. Other
 events that keep the status (notes, parts, signatures) change none of
@@ -27,7 +28,7 @@ HISTORY_EVENT_TYPES = KPI_EVENT_TYPES | {"priority_changed"}
 
 # Payload fields each event type contributes to the KPI engine's view of the event.
 _PAYLOAD_FIELDS = {
-    "created": ("asset_id", "contract_id"),
+    "created": ("asset_id", "contract_id", "maintenance_type", "component"),
     "assigned": ("engineer_id",),
     "reassigned": ("engineer_id",),
     "reopened": ("engineer_id",),
@@ -53,6 +54,10 @@ class HistoryRow(msgspec.Struct, frozen=True, array_like=True):
     """Set for `created` and `priority_changed`."""
     hold_reason: str | None = None
     """The `reason` of `hold_started`."""
+    maintenance_type: str | None = None
+    """Set for `created` when its payload names one; None reads as corrective."""
+    component: str | None = None
+    """The `component` of `created`."""
 
 
 def history_row(event: RecordedEvent) -> HistoryRow | None:

@@ -18,7 +18,7 @@ _decode_event = decode_recorded_event
 
 HISTORY_COLUMNS = (
     "work_order_id, global_position, stream_version, type, effective_time, engineer_id, asset_id, contract_id, fixed,"
-    " priority, hold_reason"
+    " priority, hold_reason, maintenance_type, component"
 )
 
 # Orders created before the window end with an event at or after its start,
@@ -46,10 +46,14 @@ def sqlite_row(row: HistoryRow) -> tuple[object, ...]:
         fixed,
         row.priority,
         row.hold_reason,
+        row.maintenance_type,
+        row.component,
     )
 
 def history_row_of(values: tuple[object, ...]) -> HistoryRow:
-    order, position, version, kind, time, engineer, asset, contract, fixed, priority, hold_reason = values
+    order, position, version, kind, time, engineer, asset, contract, fixed, priority, hold_reason, maintenance, component = (
+        values
+    )
     return HistoryRow(
         work_order_id=str(order),
         global_position=int(position),  # type: ignore[arg-type]
@@ -62,10 +66,12 @@ def history_row_of(values: tuple[object, ...]) -> HistoryRow:
         fixed=None if fixed is None else bool(fixed),
         priority=priority,  # type: ignore[arg-type]
         hold_reason=hold_reason,  # type: ignore[arg-type]
+        maintenance_type=maintenance,  # type: ignore[arg-type]
+        component=component,  # type: ignore[arg-type]
     )
 
 def insert_history_sql(table: str) -> str:
-    return f"INSERT INTO {table} ({HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    return f"INSERT INTO {table} ({HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 def write_checkpoint(db: sqlite3.Connection, position: int) -> None:
     db.execute(

@@ -48,6 +48,8 @@ VALUE_COLUMNS = {
         "fixed",
         "priority",
         "hold_reason",
+        "maintenance_type",
+        "component",
     ),
 }
 JSON_COLUMNS = frozenset({"state", "entry", "document"})

@@ -44,7 +44,8 @@ _SCRATCH_TABLES = {
         'CREATE TEMP TABLE rebuilt_kpi_order_history (work_order_id TEXT COLLATE "C" NOT NULL,'
         " global_position BIGINT NOT NULL, stream_version INTEGER NOT NULL, type TEXT NOT NULL,"
         " effective_time TIMESTAMPTZ NOT NULL, engineer_id TEXT, asset_id TEXT, contract_id TEXT, fixed BOOLEAN,"
-        " priority TEXT, hold_reason TEXT, PRIMARY KEY (work_order_id, global_position))"
+        " priority TEXT, hold_reason TEXT, maintenance_type TEXT, component TEXT,"
+        " PRIMARY KEY (work_order_id, global_position))"
     ),
 }
 _CURRENT_COLUMNS = "work_order_id, status, version, engineer_id, priority, site_id, updated_at, state"

@@ -43,7 +43,8 @@ _SCRATCH_TABLES = {
     KPI_ORDER_HISTORY: (
         "CREATE TEMP TABLE rebuilt_kpi_order_history (work_order_id TEXT NOT NULL, global_position INTEGER NOT NULL,"
         " stream_version INTEGER NOT NULL, type TEXT NOT NULL, effective_time TEXT NOT NULL, engineer_id TEXT,"
-        " asset_id TEXT, contract_id TEXT, fixed INTEGER, priority TEXT, hold_reason TEXT,"
+        " asset_id TEXT, contract_id TEXT, fixed INTEGER, priority TEXT, hold_reason TEXT, maintenance_type TEXT,"
+        " component TEXT,"
         " PRIMARY KEY (work_order_id, global_position)) WITHOUT ROWID"
     ),
 }
