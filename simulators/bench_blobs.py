@@ -29,6 +29,7 @@ from shared_schema import Role
 
 from .seaweedfs import SeaweedServer
 from .server_process import ServerProcess
+from .bench_doc import write_section
 
 SECTION_HEADING = "## Attachment uploads and downloads"
 MIB = 1024 * 1024
@@ -118,16 +119,6 @@ def render_section(phases: list[Phase], load_at_start: float) -> str:
     return "\n".join(lines)
 
 
-def replace_section(document: str, section: str) -> str:
-    """Replace this script's section in `document`, or append it; other sections stay as they are."""
-    start = document.find(SECTION_HEADING + "\n")
-    if start < 0:
-        return document.rstrip("\n") + "\n\n" + section
-    end = document.find("\n## ", start + len(SECTION_HEADING))
-    rest = document[end + 1:] if end >= 0 else ""
-    return document[:start] + section + ("\n" + rest if rest else "")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"), help="Markdown report whose section to replace")
@@ -150,8 +141,7 @@ def main(argv: list[str] | None = None) -> None:
 
     section = render_section(phases, load_at_start)
     print(section)
-    existing = args.output.read_text() if args.output.exists() else "# Benchmarks\n"
-    args.output.write_text(replace_section(existing, section))
+    write_section(args.output, section)
 
 
 if __name__ == "__main__":

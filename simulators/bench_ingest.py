@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import pstats
-import re
 import shutil
 import statistics
 import sys
@@ -60,6 +59,7 @@ from . import bench_baselines
 from .bench_baselines import PhaseResult
 from .bench_report import PHASE_TITLES, Run, profile_summary, render_console, render_markdown
 from .server_process import ServerProcess
+from .bench_doc import keep_other_sections
 
 BATCH_SIZES = (1, 10, 100, 500)
 SKEW_TOLERANCE = dt.timedelta(seconds=300)
@@ -658,27 +658,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     run = execute(args)
     if not args.no_report:
-        args.output.write_text(_with_marked_sections(render_markdown(run), args.output))
+        args.output.write_text(keep_other_sections(render_markdown(run), args.output))
         _log(f"wrote {args.output}")
     if args.json:
         print(json.dumps(run.as_dict(), indent=2))
     else:
         print(render_console(run))
 
-
-
-# A section that another benchmark script writes between its own markers, such as
-# `<!-- bench_backup:start -->` and `<!-- bench_backup:end -->`.
-_MARKED_SECTION = re.compile(r"<!-- (\w+):start -->.*?<!-- \1:end -->\n?", re.DOTALL)
-
-
-def _with_marked_sections(report: str, output: Path) -> str:
-    """Append to `report` the marked sections of the file it replaces, so other scripts' figures survive."""
-    if not output.exists():
-        return report
-    for section in _MARKED_SECTION.finditer(output.read_text()):
-        report = report.rstrip("\n") + "\n\n" + section.group(0)
-    return report
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from shared_schema import Role
 
 from .bench_report import machine_facts
 from .server_process import ServerProcess
+from .bench_doc import write_section
 
 SECTION = "## Live stream fan-out"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -209,18 +210,6 @@ def render_section(runs: list[dict], store: str, command: str, load: tuple[float
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, or append it; other sections stay as they are."""
-    document = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = document.find(SECTION + "\n")
-    if start == -1:
-        document = document.rstrip("\n") + "\n\n" + text
-    else:
-        end = document.find("\n## ", start + len(SECTION))
-        document = document[:start] + text + ("" if end == -1 else document[end + 1 :])
-    DOC.write_text(document)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -261,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"store {store}, one-minute load average {load[0]} at the start and {load[1]} at the end")
     if not args.no_write:
         command = " ".join(["python -m simulators.bench_live", *(argv if argv is not None else sys.argv[1:])])
-        write_section(render_section(runs, store, command, load))
+        write_section(DOC, render_section(runs, store, command, load))
         print(f"wrote the section {SECTION[3:]!r} of {DOC}")
     return 0
 

@@ -35,6 +35,7 @@ from server.security import mint_dev_token
 from shared_schema import Role
 
 from .server_process import ServerProcess
+from .bench_doc import write_section
 
 ENGINEER = "e-bench"
 SECTION_HEADING = "## SDK outbox drain"
@@ -190,18 +191,6 @@ def markdown_section(results: list[DrainResult], command: str, orders: int, load
             f" | {result.pull_seconds:.2f} | {result.drain_seconds:.2f} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this script's section of the report, or append it, leaving every other section as it is."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION_HEADING + "\n")
-    if start == -1:
-        path.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    end = text.find("\n## ", start + len(SECTION_HEADING))
-    following = text[end + 1 :] if end != -1 else ""
-    path.write_text(text[:start] + section + ("\n" + following if following else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,15 +22,6 @@ def test_drain_small_queue_writes_section(tmp_path, capsys):
     assert "| SQLite | 120 | 50 |" in text
 
 
-def test_section_replaced_in_place(tmp_path):
-    report = tmp_path / "benchmarks.md"
-    report.write_text(f"# Benchmarks\n\n{bench_sdk_drain.SECTION_HEADING}\n\nold figures\n\n## Later\n\nkept\n")
-
-    bench_sdk_drain.write_section(report, f"{bench_sdk_drain.SECTION_HEADING}\n\nnew figures\n")
-
-    assert report.read_text() == f"# Benchmarks\n\n{bench_sdk_drain.SECTION_HEADING}\n\nnew figures\n\n## Later\n\nkept\n"
-
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

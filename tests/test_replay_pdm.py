@@ -13,7 +13,6 @@ import pytest
 
 from simulators.replay_pdm.__main__ import main, parse_args
 from simulators.replay_pdm.agents import ReplayBehaviour
-from simulators.replay_pdm.benchmark import write_section
 from simulators.replay_pdm.calendars import shift_of
 from simulators.replay_pdm.compare import comparison_rows
 from simulators.replay_pdm.dataset import (
@@ -293,27 +292,3 @@ def test_empty_window_stops_before_server_starts() -> None:
         replay(options)
 
 
-# --- Benchmark section ------------------------------------------------------------------
-
-
-def test_benchmark_section_replaces_own_heading(tmp_path: Path) -> None:
-    path = tmp_path / "benchmarks.md"
-    path.write_text("# Benchmarks\n\n## Ingestion\n\nfigures\n\n## Fleet maintenance log replay\n\nold\n\n## Later\n\nkept\n")
-
-    write_section(path, "## Fleet maintenance log replay\n\nnew\n")
-
-    text = path.read_text()
-    assert "old" not in text
-    assert text.count("## Fleet maintenance log replay") == 1
-    assert "## Ingestion\n\nfigures" in text
-    assert "## Later\n\nkept" in text
-    assert text.index("new") < text.index("## Later")
-
-
-def test_benchmark_section_appended_when_missing(tmp_path: Path) -> None:
-    path = tmp_path / "benchmarks.md"
-    path.write_text("# Benchmarks\n\n## Ingestion\n\nfigures\n")
-
-    write_section(path, "## Fleet maintenance log replay\n\nnew\n")
-
-    assert path.read_text() == "# Benchmarks\n\n## Ingestion\n\nfigures\n\n## Fleet maintenance log replay\n\nnew\n"

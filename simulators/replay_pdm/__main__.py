@@ -22,7 +22,8 @@ from pathlib import Path
 import structlog
 
 from .agents import ReplayBehaviour
-from .benchmark import command_line, section_text, write_section
+from ..bench_doc import write_section
+from .benchmark import command_line, section_text
 from .dataset import DATA_FOLDER, UTC, DatasetError, load_fleet_log
 from .output import print_summary
 from .run import ReplayOptions, replay

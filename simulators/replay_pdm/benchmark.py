@@ -7,8 +7,9 @@ import os
 import platform
 import sqlite3
 import sys
-from pathlib import Path
 from typing import Any
+
+
 
 HEADING = "## Fleet maintenance log replay"
 
@@ -71,20 +72,6 @@ def section_text(summary: dict[str, Any], command: str, load_before: float, load
             f" {_hours(file_gap)} | {restored} | {mttr} | {reaction} | {'-' if sla is None else f'{sla:.3f}'} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the replay's section of `path` (from HEADING to the next `## ` heading), or append it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((index for index, line in enumerate(lines) if line.rstrip() == HEADING), None)
-    if start is None:
-        new_text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((index for index in range(start + 1, len(lines)) if lines[index].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new_text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.write_text(new_text, encoding="utf-8")
 
 
 def command_line() -> str:
