@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "from CSDP_DATABASE_URL when set. The run uses a new schema in that database and drops it at the end, "
         "unless the run fails or --keep-files is set. Giving it without --store selects store postgres",
     )
-    parser.add_argument("--server-url", help="use a running server instead of starting one; needs --var-dir of that server")
+    parser.add_argument("--server-url", help="use a running server instead of starting one; needs --var-dir of that server, and --database-url when it runs on PostgreSQL")
     parser.add_argument("--var-dir", type=Path, help="server folder with the development key; a new temporary folder when not given")
 
     # Output.

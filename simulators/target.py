@@ -44,16 +44,15 @@ class Target:
     def environment(self) -> dict[str, str]:
         """Environment for `csdp` commands that must open the same store as the server.
 
-        For a server given with --server-url the store is not known, so the
-        commands use --var-dir and the CSDP_DATABASE_URL of this process, as
-        `csdp` itself would.
+        For a server given with --server-url the store is its --var-dir, or
+        the --database-url given with it, or else the CSDP_DATABASE_URL of
+        this process, as `csdp` itself would take.
         """
         environment = {**os.environ, "CSDP_VAR_DIR": str(self.var_dir)}
-        if self.server is None:
-            return environment
-        environment.pop("CSDP_DATABASE_URL", None)
         if self.database_url:
             environment["CSDP_DATABASE_URL"] = self.database_url
+        elif self.server is not None:
+            environment.pop("CSDP_DATABASE_URL", None)
         return environment
 
 
@@ -71,7 +70,8 @@ def start_target(options: RunOptions, workdir: Path) -> Target:
     scenario = options.scenario
     var_dir = options.var_dir or workdir / "server"
     if options.server_url:
-        return Target(base_url=options.server_url, var_dir=var_dir)
+        # A running server's store is its var folder, or the PostgreSQL database given with it.
+        return Target(base_url=options.server_url, var_dir=var_dir, database_url=options.database_url)
 
     target = Target(base_url="", var_dir=var_dir)
     if scenario.store == "postgres-private":

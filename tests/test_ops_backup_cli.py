@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
 import sqlite3
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
+from conftest import POSTGRES_ADMIN_URL
 from test_cli import run_csdp
 
 from server.backup.archive import FORMAT_VERSION
@@ -392,8 +397,27 @@ def test_restore_into_missing_postgres_database(tmp_path, backup_file, postgres_
     assert "csdp_no_such_database" in result.stderr
 
 
-def test_backup_of_unmigrated_postgres(tmp_path, postgres_database):
-    result = run_csdp(tmp_path / "var", "backup", str(tmp_path / "b.jsonl.gz"), "--database-url", postgres_database)
+@pytest.fixture
+def empty_postgres_database() -> Iterator[str]:
+    """A database of its own, because the session's database is migrated by other tests."""
+    name = f"csdp_test_empty_{uuid.uuid4().hex[:8]}"
+
+    async def run(sql: str) -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{POSTGRES_ADMIN_URL.rpartition('/')[0]}/{name}"
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_backup_of_unmigrated_postgres(tmp_path, empty_postgres_database):
+    result = run_csdp(tmp_path / "var", "backup", str(tmp_path / "b.jsonl.gz"), "--database-url", empty_postgres_database)
 
     assert result.returncode == 1
     assert "has schema version 0, this csdp expects" in result.stderr

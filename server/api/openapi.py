@@ -16,6 +16,7 @@ from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from shared_schema import EventBatch, Priority, WorkOrderStatus
+from shared_schema.blobs import BlobUploadRequest
 from shared_schema.transitions import Transition
 
 from ..catalog.commands import CatalogRequest
@@ -45,13 +46,33 @@ ERROR_STATUSES = {
     "400": "The body is not JSON, is empty, or is nested too deeply.",
     "401": "The bearer token is missing, expired or invalid.",
     "403": "The token's role may not call this operation, or the body claims an identity.",
-    "404": "The work order or asset does not exist.",
+    "404": "The work order, asset or blob does not exist.",
+    "409": (
+        "The request conflicts with the server's state: a cursor ahead of the log (`reset_required`), "
+        "or a blob chunk at the wrong offset or a blob declared with another size."
+    ),
     "413": "The body is larger than the server's limit.",
+    "415": "The chunk's Content-Type is not application/offset+octet-stream or application/octet-stream.",
     "422": "A query parameter or a body field is invalid; `field` and `value` name it.",
+    "426": "The X-CSDP-Protocol-Version header names a protocol version this server does not speak.",
     "429": "Too many requests from this subject; retry after the Retry-After header's seconds.",
     "503": "The store is unavailable; retry later.",
 }
-PUBLIC_STATUSES = ("422", "503")
+PUBLIC_STATUSES = ("422", "426", "503")
+# Statuses only some operations answer with; every other operation leaves them out.
+OPERATION_STATUSES: dict[str, set[tuple[str, str]]] = {
+    "409": {
+        ("get", "/v1/sync/changes"),
+        ("post", "/v1/events"),
+        ("post", "/v1/blobs"),
+        ("patch", "/v1/blobs/{sha256}/upload"),
+    },
+    "415": {("patch", "/v1/blobs/{sha256}/upload")},
+}
+# Operations whose body is not JSON, and their methods that may still answer 413.
+SIZE_LIMITED = {("post", path) for path in ("/v1/events", "/v1/catalog", "/v1/blobs")} | {
+    ("patch", "/v1/blobs/{sha256}/upload")
+}
 
 
 def _integer(minimum: int, maximum: int = MAX_INT64) -> dict[str, Any]:
@@ -108,11 +129,25 @@ QUERY_PARAMETERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("get", "/v1/catalog/contracts"): {"cursor": CURSOR, "limit": PAGE_LIMIT},
     ("get", "/v1/catalog/assets/{asset_id}/configuration"): {"at": INSTANT},
     ("get", "/v1/sla/at-risk"): {"cursor": CURSOR, "limit": PAGE_LIMIT},
+    ("get", "/v1/stream"): {
+        "since": _integer(0),
+        "work_order_id": TEXT,
+        "engineer_id": TEXT,
+        "kinds": {"type": "string", "description": "Comma-separated event types."},
+        "access_token": {"type": "string", "description": "The bearer token, for browsers that cannot send a header."},
+    },
 }
+# A chunk of a resumable blob upload: raw bytes at the offset the Upload-Offset header gives.
+CHUNK_BODY = {
+    "required": True,
+    "content": {"application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+UPLOAD_OFFSET = {"name": "Upload-Offset", "in": "header", "required": True, "schema": _integer(0)}
 
 REQUEST_BODIES: dict[tuple[str, str], Any] = {
     ("post", "/v1/events"): EventBatch,
     ("post", "/v1/catalog"): CatalogRequest,
+    ("post", "/v1/blobs"): BlobUploadRequest,
 }
 
 # Bodies of 200 responses that handlers send as pre-encoded bytes, which Litestar documents as a string.
@@ -155,11 +190,20 @@ def complete_openapi(
                 operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": bodies[key]}}}
             if key in replies:
                 operation["responses"]["200"]["content"] = {"application/json": {"schema": replies[key]}}
+            if key == ("patch", "/v1/blobs/{sha256}/upload"):
+                operation["requestBody"] = CHUNK_BODY
+            if key == ("get", "/v1/blobs/{sha256}"):
+                # The blob comes back with the media type it was declared with.
+                operation["responses"]["200"]["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+            if key == ("get", "/v1/stream"):
+                operation["responses"]["200"]["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
             parameters = [parameter for parameter in operation.get("parameters", []) if parameter.get("in") != "query"]
             for name, schema in QUERY_PARAMETERS.get(key, {}).items():
                 schema = dict(schema)
                 required = schema.pop("x-required", False)
                 parameters.append({"name": name, "in": "query", "required": required, "schema": schema})
+            if key == ("patch", "/v1/blobs/{sha256}/upload"):
+                parameters.append(UPLOAD_OFFSET)
             if parameters:
                 operation["parameters"] = parameters
             _add_error_responses(operation, path, method, public)
@@ -172,8 +216,12 @@ def _add_error_responses(operation: dict[str, Any], path: str, method: str, publ
     for status in [status for status in responses if not status.startswith("2")]:
         del responses[status]
     statuses = list(PUBLIC_STATUSES if public else ERROR_STATUSES)
+    key = (method, path)
+    statuses = [status for status in statuses if key in OPERATION_STATUSES.get(status, {key})]
     if method != "post":
-        statuses = [status for status in statuses if status not in ("400", "413")]
+        statuses = [status for status in statuses if status != "400"]
+    if key not in SIZE_LIMITED:
+        statuses = [status for status in statuses if status != "413"]
     if "{" not in path:
         statuses = [status for status in statuses if status != "404"]
     for status in statuses:
