@@ -32,7 +32,7 @@ def replace_section(document: str, section: str) -> str:
         raise ValueError(f"a section must start with a '## ' heading, got {heading!r}")
     block = section.rstrip("\n") + "\n\n"
     preamble, sections = split_sections(document)
-    texts = [block if name == heading else text for name, text in sections]
+    texts = [block if name == heading else text.rstrip("\n") + "\n\n" for name, text in sections]
     if heading not in (name for name, _ in sections):
         texts.append(block)
         preamble = preamble.rstrip("\n") + "\n\n"

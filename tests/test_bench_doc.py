@@ -21,6 +21,12 @@ def test_missing_section_appended():
     assert text == "# Benchmarks\n\nintro\n\n## Backup and restore\n\nrows\n"
 
 
+def test_section_appended_after_one_without_blank_line():
+    text = replace_section("# Benchmarks\n\n## Ingestion\n\nfigures\n", "## Replay\n\nrun time\n")
+
+    assert text == "# Benchmarks\n\n## Ingestion\n\nfigures\n\n## Replay\n\nrun time\n"
+
+
 def test_last_section_replaced():
     text = replace_section(DOCUMENT, "## Later\n\nreplaced\n")
 

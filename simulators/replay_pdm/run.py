@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import os
 import random
 import shutil
 import sys
@@ -23,9 +24,9 @@ from server.config import Settings
 from server.security import mint_dev_token
 from shared_schema import Actor, Role
 
-from ..faults import FlakyNetwork
-from ..fleet import create_schema, drop_schema
-from ..invariants import Device, check_all
+from ..faults import FlakyNetwork, NetworkFaults
+from ..target import create_schema, drop_schema
+from ..invariants import DeviceView, check_all, projections_verify_command
 from ..server_process import ServerProcess
 from .agents import ReplayBehaviour, ReplayDispatcher, ReplayEngineer, sdk_client
 from .calendars import shift_of
@@ -94,7 +95,11 @@ def replay(options: ReplayOptions) -> dict[str, Any]:
              window_end=options.window_end.isoformat(), store="postgresql" if database_url else "sqlite")
     try:
         server.start()
-        summary = _run(options, server.base_url, Settings(var_dir=var_dir), workdir)
+        store_environment = {**os.environ, "CSDP_VAR_DIR": str(var_dir)}
+        store_environment.pop("CSDP_DATABASE_URL", None)
+        if database_url:
+            store_environment["CSDP_DATABASE_URL"] = database_url
+        summary = _run(options, server.base_url, Settings(var_dir=var_dir), workdir, store_environment)
         summary["store"] = "postgresql" if database_url else "sqlite"
         summary["seconds"] = round(time.monotonic() - started, 1)
         succeeded = summary["ok"]
@@ -118,7 +123,9 @@ def _http(base_url: str, token: str) -> httpx.Client:
     return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
 
 
-def _run(options: ReplayOptions, base_url: str, settings: Settings, workdir: Path) -> dict[str, Any]:
+def _run(
+    options: ReplayOptions, base_url: str, settings: Settings, workdir: Path, store_environment: dict[str, str]
+) -> dict[str, Any]:
     rng = random.Random(options.seed)
     window_log = options.log.window(options.window_start, options.window_end)
     plans = plan_orders(options)
@@ -134,7 +141,7 @@ def _run(options: ReplayOptions, base_url: str, settings: Settings, workdir: Pat
     tokens = {}
     for engineer_id, shift in shifts.items():
         tokens[engineer_id] = mint_dev_token(settings, subject=engineer_id, role=Role.ENGINEER)
-        network = FlakyNetwork(random.Random(rng.random()), behaviour.lost_response_rate)
+        network = FlakyNetwork(random.Random(rng.random()), NetworkFaults(lost_response_rate=behaviour.lost_response_rate))
         actor = Actor(subject=engineer_id, role=Role.ENGINEER, engineer_id=engineer_id)
         client = sdk_client(workdir / f"{engineer_id}.sqlite3", base_url, tokens[engineer_id],
                             f"tablet-{engineer_id}", actor, network)
@@ -143,7 +150,9 @@ def _run(options: ReplayOptions, base_url: str, settings: Settings, workdir: Pat
                            plans_by_id, clock_start)
         )
     dispatcher_token = mint_dev_token(settings, subject="dispatcher-1", role=Role.DISPATCHER)
-    dispatcher_network = FlakyNetwork(random.Random(rng.random()), behaviour.lost_response_rate)
+    dispatcher_network = FlakyNetwork(
+        random.Random(rng.random()), NetworkFaults(lost_response_rate=behaviour.lost_response_rate)
+    )
     dispatcher = ReplayDispatcher(
         sdk_client(workdir / "dispatcher.sqlite3", base_url, dispatcher_token, "dispatch-console",
                    Actor(subject="dispatcher-1", role=Role.DISPATCHER), dispatcher_network),
@@ -158,9 +167,16 @@ def _run(options: ReplayOptions, base_url: str, settings: Settings, workdir: Pat
     hours = _simulate(dispatcher, engineers, clock_start, options, len(plans))
     _settle(dispatcher, engineers, clock_start + hours * HOUR)
 
-    devices = [Device(agent.engineer_id, agent.client, _http(base_url, tokens[agent.engineer_id])) for agent in engineers]
-    devices.append(Device("dispatcher-1", dispatcher.client, _http(base_url, dispatcher_token)))
-    findings = check_all(devices, {agent.engineer_id: agent.client for agent in engineers}, manager)
+    devices = [DeviceView(agent.engineer_id, agent.client, _http(base_url, tokens[agent.engineer_id])) for agent in engineers]
+    devices.append(DeviceView("dispatcher-1", dispatcher.client, _http(base_url, dispatcher_token)))
+    # The replay's orders carry SLA contracts, so it compares figures from the file instead of the fleet's KPI check.
+    findings = check_all(
+        devices,
+        {agent.engineer_id: agent.client for agent in engineers},
+        manager,
+        projections_verify_command(store_environment),
+        compare_kpi=False,
+    )
 
     wait_for_projector(manager, options.window_start, options.window_end)
     reports = {group_by: fetch_kpi(manager, options.window_start, options.window_end, group_by) for group_by in GROUPINGS}
@@ -192,7 +208,7 @@ def _run(options: ReplayOptions, base_url: str, settings: Settings, workdir: Pat
         "errors_without_open_order": dispatcher.errors_without_open_order,
         "reassignments": dispatcher.reassignments,
         "abandoned_jobs": sum(agent.abandoned_jobs for agent in engineers),
-        "lost_responses": sum(agent.network.lost_responses for agent in [*engineers, dispatcher]),
+        "lost_responses": sum(agent.network.counts.lost_responses for agent in [*engineers, dispatcher]),
         "orders_not_closed": unfinished[:20],
         "invariants": findings.invariants,
         "violations": findings.violations,
@@ -247,5 +263,5 @@ def _settle(dispatcher: ReplayDispatcher, engineers: list[ReplayEngineer], now: 
             break
     # A last pull without lost responses, so every tablet has the final state of its orders.
     for agent in [*engineers, dispatcher]:
-        agent.network.lost_response_rate = 0
+        agent.network.calm()
         agent.sync()
