@@ -20,10 +20,20 @@ HOLD_REASONS = ("parts", "customer", "access", "other")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 
 
-def _client(
-    path: Path, base_url: str, token: str, device_id: str, actor: Actor, network: FlakyNetwork
+def simulated_client(
+    path: Path,
+    base_url: str,
+    token: str,
+    device_id: str,
+    actor: Actor,
+    network: FlakyNetwork,
+    *,
+    batch_size: int | None = None,
+    timeout: float = 30,
 ) -> SyncClient:
-    http = httpx.Client(base_url=base_url, transport=network, timeout=30)
+    """An SDK client whose requests go through `network`, retrying at once: simulated time does not sleep."""
+    http = httpx.Client(base_url=base_url, transport=network, timeout=timeout)
+    options = {} if batch_size is None else {"batch_size": batch_size}
     return SyncClient(
         path,
         base_url,
@@ -35,6 +45,7 @@ def _client(
         initial_backoff=0.01,
         max_backoff=0.05,
         sleep=lambda seconds: None,
+        **options,
     )
 
 
@@ -68,7 +79,7 @@ class Device:
         self.scenario = scenario
         self.telemetry = telemetry
         self.network = FlakyNetwork(random.Random(rng.random()), network_faults(scenario))
-        self.client = _client(folder / f"{name}.sqlite3", base_url, token, device_id, actor, self.network)
+        self.client = simulated_client(folder / f"{name}.sqlite3", base_url, token, device_id, actor, self.network)
         self.client.add_listener(telemetry.listener(name))
         skew = scenario.clock.max_skew_minutes
         self.clock_skew = dt.timedelta(minutes=rng.uniform(-skew, skew)) if skew else dt.timedelta(0)

@@ -24,6 +24,7 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
+from .cli_types import probability, whole_number
 from .run import RunOptions, run
 from .scenario import Scenario, ScenarioError, decode_scenario, load_preset, load_scenario, preset_names
 
@@ -45,14 +46,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Overrides of the scenario's values.
     parser.add_argument("--seed", type=int, help="random seed; the same seed and scenario repeat the same run")
     parser.add_argument("--store", choices=["sqlite", "postgres", "postgres-private"], help="store of the started server")
-    parser.add_argument("--engineers", type=_positive, help="number of engineer tablets")
-    parser.add_argument("--orders", type=_positive, help="work orders to create, all on one simulated day")
-    parser.add_argument("--max-ticks", type=_positive, help="upper bound on simulation steps")
-    parser.add_argument("--offline-probability", type=_probability, help="chance per tick that a tablet goes offline")
-    parser.add_argument("--max-offline-ticks", type=_positive, help="maximum length of an offline window, in ticks")
-    parser.add_argument("--lost-response-rate", type=_probability, help="share of POSTs whose response is lost after commit")
-    parser.add_argument("--reassign-probability", type=_probability, help="chance per tick and open order of a reassignment")
-    parser.add_argument("--cancel-probability", type=_probability, help="chance per tick and open order of a cancellation")
+    parser.add_argument("--engineers", type=whole_number(1), help="number of engineer tablets")
+    parser.add_argument("--orders", type=whole_number(1), help="work orders to create, all on one simulated day")
+    parser.add_argument("--max-ticks", type=whole_number(1), help="upper bound on simulation steps")
+    parser.add_argument("--offline-probability", type=probability, help="chance per tick that a tablet goes offline")
+    parser.add_argument("--max-offline-ticks", type=whole_number(1), help="maximum length of an offline window, in ticks")
+    parser.add_argument("--lost-response-rate", type=probability, help="share of POSTs whose response is lost after commit")
+    parser.add_argument("--reassign-probability", type=probability, help="chance per tick and open order of a reassignment")
+    parser.add_argument("--cancel-probability", type=probability, help="chance per tick and open order of a cancellation")
 
     # Where the server runs.
     parser.add_argument(
@@ -80,26 +81,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not (args.var_dir / "dev-jwt-key").is_file():
             parser.error(f"--var-dir {args.var_dir} has no dev-jwt-key; give the CSDP_VAR_DIR of the server at --server-url")
     return args
-
-
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {raw}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {raw}")
-    return value
-
-
-def _probability(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {raw}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {raw}")
-    return value
 
 
 def read_replay(path: Path) -> Scenario:

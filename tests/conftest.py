@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import socket
@@ -17,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from sdk_helpers import Tablets
 
 from server.app import create_app
 from server.security import mint_dev_token
@@ -77,25 +79,36 @@ configure_logging("WARNING")
 POSTGRES_ADMIN_URL = os.environ.get("CSDP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """Create a database for this test session and drop it at the end; yield its URL."""
-    name = f"csdp_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-
-    async def run(sql: str) -> None:
+def _run_admin_sql(sql: str) -> None:
+    async def run() -> None:
         connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
         try:
             await connection.execute(sql)
         finally:
             await connection.close()
 
+    asyncio.run(run())
+
+
+@contextlib.contextmanager
+def new_postgres_database(prefix: str) -> Iterator[str]:
+    """Create an empty database named after `prefix`, yield its URL and drop it on the way out."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     try:
-        asyncio.run(run(f'CREATE DATABASE "{name}"'))
+        _run_admin_sql(f'CREATE DATABASE "{name}"')
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not usable ({exc}); start it or set CSDP_TEST_POSTGRES_URL")
-    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
-    yield f"{base}/{name}"
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield f"{POSTGRES_ADMIN_URL.rpartition('/')[0]}/{name}"
+    finally:
+        _run_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """Create a database for this test session and drop it at the end; yield its URL."""
+    with new_postgres_database("csdp_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -152,3 +165,11 @@ def demo_server(settings: Settings) -> Iterator[LiveServer]:
         yield LiveServer(base_url=base_url, settings=settings)
     finally:
         stop_server(server, thread)
+
+
+@pytest.fixture
+def tablets(demo_server: LiveServer, tmp_path: Path) -> Iterator[Tablets]:
+    """SDK clients against the demo server, each with its own file, closed after the test."""
+    factory = Tablets(demo_server, tmp_path / "devices")
+    yield factory
+    factory.close_all()

@@ -41,7 +41,7 @@ def test_fleet_same_seed_same_decisions():
 def test_fleet_rejects_bad_option():
     result = run_fleet("--engineers", "0")
     assert result.returncode == 2
-    assert "expected a whole number of 1 or more, got 0" in result.stderr
+    assert "expected a whole number of 1 or more, got '0'" in result.stderr
 
 
 def _event(work_order_id: str, version: int, position: int, client_event_id: uuid.UUID | None = None) -> RecordedEvent:

@@ -11,9 +11,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from conftest import POSTGRES_ADMIN_URL
+from conftest import new_postgres_database
 from test_cli import run_csdp
 
 from server.backup.archive import FORMAT_VERSION
@@ -39,7 +38,6 @@ def backup_file(tmp_path: Path) -> Path:
 
 
 def _load_demo(var_dir: Path) -> None:
-    import asyncio
 
     from server.config import Settings
     from server.demo import load_demo
@@ -345,7 +343,6 @@ def test_converter_rejects_misfit_value(converters, kind, value):
 
 def test_portable_values_round_trip():
     import datetime as dt
-    import uuid
 
     from server.backup.tables import POSTGRES_CONVERTERS, SQLITE_CONVERTERS, Kind, portable_value
 
@@ -400,20 +397,8 @@ def test_restore_into_missing_postgres_database(tmp_path, backup_file, postgres_
 @pytest.fixture
 def empty_postgres_database() -> Iterator[str]:
     """A database of its own, because the session's database is migrated by other tests."""
-    name = f"csdp_test_empty_{uuid.uuid4().hex[:8]}"
-
-    async def run(sql: str) -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{POSTGRES_ADMIN_URL.rpartition('/')[0]}/{name}"
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with new_postgres_database("csdp_test_empty") as url:
+        yield url
 
 
 def test_backup_of_unmigrated_postgres(tmp_path, empty_postgres_database):

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from client_sdk import SyncClient, SyncLoop, engineer_actor
-from sdk_helpers import ENGINEER, ORDER, Tablets, server_state
+from sdk_helpers import ENGINEER, ORDER, server_state
 from shared_schema import WorkOrderStatus
 from conftest import free_port
 
@@ -18,13 +18,6 @@ from conftest import free_port
 def store_kind() -> str:
     """Run this module on SQLite only: the loop behaves the same whatever store the server uses."""
     return "sqlite"
-
-
-@pytest.fixture
-def tablets(demo_server, tmp_path):
-    factory = Tablets(demo_server, tmp_path / "devices")
-    yield factory
-    factory.close_all()
 
 
 class RequestCounter:

@@ -22,7 +22,7 @@ import pytest
 from test_projections import fetch_value
 
 from client_sdk import testpoints
-from sdk_helpers import ENGINEER, ORDER, Tablets, record_flow, server_events, server_state
+from sdk_helpers import ENGINEER, ORDER, record_flow, server_events, server_state
 from shared_schema import WorkOrderStatus
 
 WORKER = Path(__file__).with_name("sdk_worker.py")
@@ -33,13 +33,6 @@ ROOT = WORKER.parent.parent
 def store_kind() -> str:
     """Run this module on SQLite only: what it tests is the device's file, not the server's store."""
     return "sqlite"
-
-
-@pytest.fixture
-def tablets(demo_server, tmp_path):
-    factory = Tablets(demo_server, tmp_path / "devices")
-    yield factory
-    factory.close_all()
 
 
 def start_worker(server, path: Path, command: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -18,7 +18,6 @@ from sdk_helpers import (
     ORDER,
     FaultTransport,
     SleepRecorder,
-    Tablets,
     record_flow,
     respx_faults,
     server_events,
@@ -36,13 +35,6 @@ def store_kind() -> str:
 
 
 DEMO_EVENTS = 2  # created and assigned, loaded by the demo server for each order with an engineer
-
-
-@pytest.fixture
-def tablets(demo_server, tmp_path):
-    factory = Tablets(demo_server, tmp_path / "devices")
-    yield factory
-    factory.close_all()
 
 
 # -- lost responses ------------------------------------------------------------

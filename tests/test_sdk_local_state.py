@@ -11,7 +11,6 @@ from sdk_helpers import (
     ORDER,
     FaultTransport,
     SleepRecorder,
-    Tablets,
     dispatch,
     record_flow,
     respx_faults,
@@ -26,13 +25,6 @@ from shared_schema.protocol import CURSOR_HEADER, PROTOCOL_HEADER, PROTOCOL_VERS
 def store_kind() -> str:
     """Run this module on SQLite only: the SDK behaves the same whatever store the server uses."""
     return "sqlite"
-
-
-@pytest.fixture
-def tablets(demo_server, tmp_path):
-    factory = Tablets(demo_server, tmp_path / "devices")
-    yield factory
-    factory.close_all()
 
 
 # -- rollback ------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from client_sdk import EventState
 from client_sdk.migrations import LATEST_VERSION, MIGRATIONS, NewerFileError
 from client_sdk.store import LocalStore
-from sdk_helpers import ORDER, Tablets, server_events
+from sdk_helpers import ORDER, server_events
 from shared_schema import LEGACY_SCHEMA_VERSION, ProposedEvent, WorkOrderStatus
 
 # The layout that SDK releases before numbered migrations wrote, with user_version 0.
@@ -37,13 +37,6 @@ UNVERSIONED_LAYOUT = (
 def store_kind() -> str:
     """Run this module on SQLite only: it tests the device's file."""
     return "sqlite"
-
-
-@pytest.fixture
-def tablets(demo_server, tmp_path):
-    factory = Tablets(demo_server, tmp_path / "devices")
-    yield factory
-    factory.close_all()
 
 
 def write_unversioned_file(path, event: ProposedEvent) -> None:

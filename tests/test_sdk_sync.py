@@ -16,7 +16,6 @@ from sdk_helpers import (
     ORDER,
     FaultTransport,
     SleepRecorder,
-    Tablets,
     dispatch,
     record_flow,
     server_events,
@@ -24,13 +23,6 @@ from sdk_helpers import (
     server_timeline,
 )
 from shared_schema import DecisionStatus, ReasonCode, WorkOrderStatus
-
-
-@pytest.fixture
-def tablets(demo_server, tmp_path):
-    factory = Tablets(demo_server, tmp_path / "devices")
-    yield factory
-    factory.close_all()
 
 
 # -- recording ---------------------------------------------------------------

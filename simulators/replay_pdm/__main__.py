@@ -21,6 +21,7 @@ from pathlib import Path
 
 import structlog
 
+from ..cli_types import probability, whole_number
 from .agents import ReplayBehaviour
 from ..bench_doc import write_section
 from .benchmark import command_line, section_text
@@ -42,29 +43,6 @@ def _date(raw: str) -> dt.datetime:
     return value.astimezone(UTC)
 
 
-def _whole(minimum: int):
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number of {minimum} or more, got {raw!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number of {minimum} or more, got {raw!r}")
-        return value
-
-    return parse
-
-
-def _probability(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {raw!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {raw!r}")
-    return value
-
-
 def _add_months(start: dt.datetime, months: int) -> dt.datetime:
     month_index = start.month - 1 + months
     return start.replace(year=start.year + month_index // 12, month=month_index % 12 + 1)
@@ -79,23 +57,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     window = parser.add_argument_group("window of the log to replay, [from, to) in UTC")
     window.add_argument("--from", dest="window_start", type=_date, default=DEFAULT_START, help="first instant replayed")
     window.add_argument("--to", dest="window_end", type=_date, help=f"end of the window, exclusive; {DEFAULT_END.date()} when neither --to nor --months is given")
-    window.add_argument("--months", type=_whole(1), help="replay this many calendar months from --from instead of --to")
+    window.add_argument("--months", type=whole_number(1), help="replay this many calendar months from --from instead of --to")
 
     team = parser.add_argument_group("the team and its behaviour")
     team.add_argument("--seed", type=int, default=1, help="random seed; the same seed repeats the same run")
-    team.add_argument("--engineers", type=_whole(2), default=8, help="number of engineer tablets")
+    team.add_argument("--engineers", type=whole_number(2), default=8, help="number of engineer tablets")
     team.add_argument(
         "--errors",
         choices=("notes", "faults", "off"),
         default="notes",
         help="machine errors become notes on an open order of the machine, inspection orders (faults), or nothing",
     )
-    team.add_argument("--lead-days", type=_whole(0), default=7, help="days between creating a preventive order and its planned start")
-    team.add_argument("--offline-probability", type=_probability, default=0.03, help="chance per simulated hour that a tablet goes offline")
-    team.add_argument("--max-offline-hours", type=_whole(1), default=10, help="maximum length of an offline window, in simulated hours")
-    team.add_argument("--lost-response-rate", type=_probability, default=0.02, help="share of POSTs whose response is lost after commit")
-    team.add_argument("--reassign-probability", type=_probability, default=0.003, help="chance per simulated hour that the dispatcher reassigns an order not yet started")
-    team.add_argument("--drain-days", type=_whole(0), default=14, help="simulated days after the window to finish open orders")
+    team.add_argument("--lead-days", type=whole_number(0), default=7, help="days between creating a preventive order and its planned start")
+    team.add_argument("--offline-probability", type=probability, default=0.03, help="chance per simulated hour that a tablet goes offline")
+    team.add_argument("--max-offline-hours", type=whole_number(1), default=10, help="maximum length of an offline window, in simulated hours")
+    team.add_argument("--lost-response-rate", type=probability, default=0.02, help="share of POSTs whose response is lost after commit")
+    team.add_argument("--reassign-probability", type=probability, default=0.003, help="chance per simulated hour that the dispatcher reassigns an order not yet started")
+    team.add_argument("--drain-days", type=whole_number(0), default=14, help="simulated days after the window to finish open orders")
     team.add_argument(
         "--sla-clock-seconds",
         type=float,

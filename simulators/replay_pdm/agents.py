@@ -14,13 +14,13 @@ import datetime as dt
 import random
 from pathlib import Path
 
-import httpx
 import msgspec
 import structlog
 
 from client_sdk import SyncClient, SyncError
 from shared_schema import TRANSITION_INDEX, Actor, WorkOrderState, WorkOrderStatus
 
+from ..agents import simulated_client
 from ..faults import FlakyNetwork
 from .calendars import Shift
 from .dataset import MachineError, asset_id
@@ -54,20 +54,8 @@ class ReplayBehaviour:
 def sdk_client(
     path: Path, base_url: str, token: str, device_id: str, actor: Actor, network: FlakyNetwork
 ) -> SyncClient:
-    http = httpx.Client(base_url=base_url, transport=network, timeout=60)
-    return SyncClient(
-        path,
-        base_url,
-        token,
-        device_id=device_id,
-        actor=actor,
-        http=http,
-        batch_size=200,
-        max_attempts=6,
-        initial_backoff=0.01,
-        max_backoff=0.05,
-        sleep=lambda seconds: None,
-    )
+    """A replay tablet's SDK client: batches of 200 and a longer timeout than the fleet's, for late bulk syncs."""
+    return simulated_client(path, base_url, token, device_id, actor, network, batch_size=200, timeout=60)
 
 
 @dataclasses.dataclass

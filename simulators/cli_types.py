@@ -1,0 +1,32 @@
+"""Argument types shared by the simulators' command lines; each names the value at fault."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """Return an argparse type that accepts whole numbers of `minimum` or more."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number of {minimum} or more, got {raw!r}")
+        return value
+
+    return parse
+
+
+def probability(raw: str) -> float:
+    """An argparse type for a probability from 0 to 1."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {raw!r}")
+    return value
