@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
 import time
 import uuid
 from typing import Any
@@ -43,8 +44,26 @@ def configure_logging(level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        # Loggers are cached, so they write through a stream that looks up sys.stdout at each write:
+        # one cached while sys.stdout was swapped (by a test, or an app embedding the server) keeps working.
+        logger_factory=structlog.PrintLoggerFactory(CurrentStream("stdout")),
         cache_logger_on_first_use=True,
     )
+
+
+class CurrentStream:
+    """A text stream that forwards to `sys.stdout` or `sys.stderr` as they are when it is written to."""
+
+    def __init__(self, name: str) -> None:
+        if name not in ("stdout", "stderr"):
+            raise ValueError(f"expected stdout or stderr, got {name!r}")
+        self._name = name
+
+    def write(self, text: str) -> int:
+        return getattr(sys, self._name).write(text)
+
+    def flush(self) -> None:
+        getattr(sys, self._name).flush()
 
 
 def request_log_middleware(app: ASGIApp) -> ASGIApp:

@@ -50,6 +50,7 @@ import httpx
 import msgspec
 import structlog
 
+from server.logging import CurrentStream
 from server.security import mint_dev_token
 from server.config import Settings
 from server.store import PostgresStore, SQLiteStore
@@ -653,7 +654,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     # The stores log through structlog. Its warnings and errors go to stderr, so stdout carries only the figures.
     structlog.configure(
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(CurrentStream("stderr")),
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
     )
     run = execute(args)

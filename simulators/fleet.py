@@ -24,6 +24,8 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
+from server.logging import CurrentStream
+
 from .cli_types import probability, whole_number
 from .run import RunOptions, run
 from .scenario import Scenario, ScenarioError, decode_scenario, load_preset, load_scenario, preset_names
@@ -177,7 +179,7 @@ def configure_logging() -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.dev.ConsoleRenderer(colors=False),
         ],
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(CurrentStream("stderr")),
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import structlog
 import uvicorn
 from sdk_helpers import Tablets
 
@@ -75,6 +76,14 @@ def stop_server(server: uvicorn.Server, thread: threading.Thread) -> None:
 
 # Servers started inside the test process log only what needs attention.
 configure_logging("WARNING")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging_configuration() -> Iterator[None]:
+    """Put back the logging set-up a test changed, such as a simulator's main() run in the test process."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 POSTGRES_ADMIN_URL = os.environ.get("CSDP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
-import uuid
-from collections.abc import Callable
 import sqlite3
 import subprocess
+import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+import structlog
 from api_helpers import DEVICE, created, event
 from conftest import free_port
 from test_cli import CSDP, _wait_for_health, csdp_env
 
 from server.config import Settings
+from server.logging import configure_logging
 from server.security import mint_dev_token
 from shared_schema import Role
+from simulators import fleet
 
 
 @pytest.fixture
@@ -183,3 +188,38 @@ def test_store_error_logged_with_ids(tmp_path, postgres_database):
     assert errors[0]["method"] == "POST"
     assert errors[0]["path"] == "/v1/events"
     assert "events" in errors[0]["error"]
+
+
+def test_cached_logger_follows_swapped_streams(monkeypatch):
+    """A logger cached while one stream was sys.stderr keeps writing after that stream is closed and replaced.
+
+    The simulators configure logging when their main() runs, and tests run
+    main() while sys.stderr is a capture that closes afterwards.
+    """
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    fleet.configure_logging()
+    logger = structlog.get_logger("stream-check")
+    logger.warning("first_line")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+
+    logger.warning("second_line")
+
+    assert "second_line" in second.getvalue()
+
+
+def test_server_logger_follows_sys_stdout(monkeypatch):
+    configure_logging("INFO")
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", first)
+    logger = structlog.get_logger("stdout-check")
+    logger.warning("first_line")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", second)
+
+    logger.warning("second_line")
+
+    assert json.loads(second.getvalue())["event"] == "second_line"

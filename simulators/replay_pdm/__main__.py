@@ -21,6 +21,8 @@ from pathlib import Path
 
 import structlog
 
+from server.logging import CurrentStream
+
 from ..cli_types import probability, whole_number
 from .agents import ReplayBehaviour
 from ..bench_doc import write_section
@@ -115,7 +117,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Log lines go to stderr, so that stdout carries only the summary (one JSON object with --json).
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(CurrentStream("stderr")))
     try:
         fleet_log = load_fleet_log(args.data)
     except DatasetError as exc:
