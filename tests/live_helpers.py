@@ -29,6 +29,7 @@ class SseReader:
         self.started = threading.Event()
         self.status_code: int | None = None
         self.error_body: dict[str, Any] | None = None
+        self.response_headers: httpx.Headers | None = None
         self._client = httpx.Client(timeout=httpx.Timeout(10.0, read=None))
         self._response: httpx.Response | None = None
         self._socket: socket.socket | None = None
@@ -45,6 +46,7 @@ class SseReader:
                 self._response = response
                 self._socket = response.extensions["network_stream"].get_extra_info("socket")
                 self.status_code = response.status_code
+                self.response_headers = response.headers
                 if response.status_code != 200:
                     response.read()
                     self.error_body = response.json()

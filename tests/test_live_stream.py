@@ -205,9 +205,11 @@ def test_access_token_query_parameter(live):
     [
         ({"since": "abc"}, {}, 422, "since"),
         ({"since": "-1"}, {}, 422, "since"),
-        ({"since": "99"}, {}, 422, "since"),
+        ({"since": "99"}, {}, 409, "since"),
         ({}, {"Last-Event-ID": "x7"}, 422, "Last-Event-ID"),
-        ({}, {"Last-Event-ID": "99"}, 422, "Last-Event-ID"),
+        ({}, {"Last-Event-ID": "99"}, 409, "Last-Event-ID"),
+        ({}, {"X-CSDP-Log-Epoch": "0123abcd"}, 409, "header X-CSDP-Log-Epoch"),
+        ({}, {"X-CSDP-Log-Epoch": "not an epoch"}, 422, "header X-CSDP-Log-Epoch"),
         ({}, {"Last-Event-ID": "-3"}, 422, "Last-Event-ID"),
         ({"kinds": "created,teleported"}, {}, 422, "kinds"),
         ({"kinds": ""}, {}, 422, "kinds"),
@@ -216,7 +218,8 @@ def test_access_token_query_parameter(live):
         ({"colour": "red"}, {}, 422, "colour"),
         ({"since": ["1", "2"]}, {}, 422, "since"),
     ],
-    ids=["since-text", "since-negative", "since-ahead", "last-id-text", "last-id-ahead", "last-id-negative",
+    ids=["since-text", "since-negative", "since-ahead", "last-id-text", "last-id-ahead", "epoch-other", "epoch-invalid",
+         "last-id-negative",
          "kinds-unknown", "kinds-empty", "kinds-trailing-comma", "work-order-blank", "unknown-parameter", "since-twice"],
 )
 def test_stream_bad_input(live, params, headers, status, field):
@@ -228,6 +231,22 @@ def test_stream_bad_input(live, params, headers, status, field):
     assert reader.status_code == status
     assert reader.error_body["field"] == field
     assert "value" in reader.error_body
+    # A position past the head or another log's epoch asks for the same reset as a pull does.
+    assert (reader.error_body.get("reason") == "reset_required") is (status == 409)
+    if status == 409:
+        assert len(reader.error_body["epoch"]) == 32
+
+
+def test_stream_names_log_epoch(live):
+    reader = SseReader(live.base_url, headers=bearer(live.token("dispatcher", "d-1"))).start()
+    reader.close()
+    with office(live) as http:
+        pulled = http.get("/v1/sync/changes")
+
+    assert reader.status_code == 200
+    assert reader.response_headers is not None
+    assert len(reader.response_headers["x-csdp-log-epoch"]) == 32
+    assert reader.response_headers["x-csdp-log-epoch"] == pulled.headers["x-csdp-log-epoch"]
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import time
 
 import msgspec
 import structlog
-from litestar import Request, post
+from litestar import Request, Response, post
 
 from shared_schema import SCHEMA_VERSION, DecisionBatch, EventBatch, ProposedEvent
 from shared_schema.protocol import SIGNAL_SENTENCES, SyncSignal
@@ -23,7 +23,7 @@ from .errors import (
     value_at,
     validation_error,
 )
-from .reset import check_push_cursor, remember_position
+from .reset import check_push_cursor, epoch_headers, remember_position
 
 log = structlog.get_logger("csdp.ingest")
 _decode_batch = msgspec.json.Decoder(EventBatch).decode
@@ -166,7 +166,7 @@ def _check_size(events: object, max_events: int) -> None:
 
 
 @post("/v1/events", status_code=200, name="events.post")
-async def post_events(request: Request, actor: CurrentActor) -> DecisionBatch:
+async def post_events(request: Request, actor: CurrentActor) -> Response[DecisionBatch]:
     """Decide a batch of proposed events; one decision per event, in batch order."""
     settings = settings_of(request)
     started = time.perf_counter()
@@ -207,4 +207,4 @@ async def post_events(request: Request, actor: CurrentActor) -> DecisionBatch:
         decisions=summary,
         latency_ms=round(seconds * 1000, 2),
     )
-    return DecisionBatch(decisions=decisions)
+    return Response(DecisionBatch(decisions=decisions), headers=await epoch_headers(request))

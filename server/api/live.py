@@ -19,12 +19,14 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.response import Stream
 
 from shared_schema import EVENT_TYPES, Actor
+from shared_schema.protocol import SIGNAL_SENTENCES, SyncSignal
 
 from ..live.hub import Change, Disconnect, Heartbeat, LiveHub, StreamItem
 from ..live.messages import StreamFilter, disconnect_message, heartbeat_message
 from ..store.live_reads import last_position
 from .context import MAX_INT64, CurrentActor, check_query_names, engineer_scope, int_query, store_of
-from .errors import ApiError, Forbidden, InvalidField
+from .errors import ApiError, Forbidden, InvalidField, SignalError
+from .reset import check_epoch, epoch_headers, log_identity
 
 log = structlog.get_logger("csdp.live")
 
@@ -62,17 +64,21 @@ async def stream_request(connection: ASGIConnection, actor: Actor) -> tuple[Stre
             raise InvalidField(
                 f"header Last-Event-ID must be from 0 to {MAX_INT64}", field="Last-Event-ID", value=since
             )
+    await check_epoch(connection, actor.subject)  # type: ignore[arg-type]
     head = await last_position(store_of(connection))  # type: ignore[arg-type]
     if since == -1:
         # Without a resume position the stream starts at the current end of the log.
         since = head
     elif since > head:
-        field = "Last-Event-ID" if raw_last_id is not None else "since"
-        raise InvalidField(
-            f"{field} {since} is after the last position {head} of the log; resume from a position this server sent",
-            field=field,
-            value=since,
-            limit=head,
+        # The same signal as a pull with this cursor: the log was restored from an older copy.
+        epoch, _ = await log_identity(connection)  # type: ignore[arg-type]
+        raise SignalError(
+            SyncSignal.RESET_REQUIRED,
+            SIGNAL_SENTENCES[SyncSignal.RESET_REQUIRED].format(cursor=since, head=head),
+            field="Last-Event-ID" if raw_last_id is not None else "since",
+            value=str(since),
+            head=str(head),
+            epoch=epoch,
         )
 
     scope = engineer_scope(actor)
@@ -147,7 +153,7 @@ async def get_stream(request: Request, actor: CurrentActor) -> Stream:
     return Stream(
         _sse_frames(items),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **await epoch_headers(request)},
     )
 
 

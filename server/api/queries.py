@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.params import FromPath
 
 from shared_schema import Actor, ChangesPage, Priority, TimelineEntry, WorkOrderPage, WorkOrderState, WorkOrderStatus
 
 from .context import CurrentActor, check_query_names, cursor_query, engineer_scope, enum_query, int_query, store_of
 from .errors import Forbidden, NotFound
-from .reset import check_cursor, remember_position
+from .reset import check_cursor, epoch_headers, remember_position
 
 
 @get("/v1/work-orders", name="work_orders.list")
@@ -70,7 +70,7 @@ async def get_timeline(request: Request, actor: CurrentActor, work_order_id: Fro
 
 
 @get("/v1/sync/changes", name="sync.changes")
-async def get_changes(request: Request, actor: CurrentActor) -> ChangesPage:
+async def get_changes(request: Request, actor: CurrentActor) -> Response[ChangesPage]:
     """Accepted events after the `since` cursor that the caller may see, in global order."""
     check_query_names(request, {"since", "limit"})
     since = int_query(request, "since", 0, minimum=0)
@@ -78,4 +78,4 @@ async def get_changes(request: Request, actor: CurrentActor) -> ChangesPage:
     await check_cursor(request, since, actor.subject, field="since")
     page = await store_of(request).changes_since(since, engineer_id=engineer_scope(actor), limit=limit)
     remember_position(request, int(page.next_cursor))
-    return page
+    return Response(page, headers=await epoch_headers(request))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -182,6 +183,19 @@ def _not_empty(store: str, counts: dict[str, int]) -> StoreNotEmpty:
     )
 
 
+def new_epoch() -> str:
+    """Return a random log epoch, so a restored log never shares one with the log that was backed up."""
+    return secrets.token_hex(16)
+
+
+# The restored log gets a new epoch, and its base position is its last event: devices
+# that synced from the backed-up log keep their accepted events up to there.
+_RENEW_IDENTITY = (
+    "UPDATE log_identity SET epoch = {epoch},"
+    " base_position = (SELECT coalesce(max(global_position), 0) FROM events)"
+)
+
+
 def restore_sqlite(path: Path, rows: Iterator[tuple[Table, list[Any]]], batch_size: int, on_rows: RowsCallback) -> None:
     """Insert the backup's rows into the migrated SQLite file at `path` in one transaction."""
     connection = sqlite3.connect(path, isolation_level=None)
@@ -198,6 +212,7 @@ def restore_sqlite(path: Path, rows: Iterator[tuple[Table, list[Any]]], batch_si
                 _converted(table, page, SQLITE_CONVERTERS),
             )
             on_rows(len(page))
+        connection.execute(_RENEW_IDENTITY.format(epoch="?"), [new_epoch()])
         connection.execute("COMMIT")
     except sqlite3.Error as exc:
         raise BackupError(f"loading the backup into sqlite:///{path} failed: {exc}") from None
@@ -227,6 +242,7 @@ async def restore_postgres(
             await connection.execute(
                 "UPDATE position_counter SET last_position = (SELECT coalesce(max(global_position), 0) FROM events)"
             )
+            await connection.execute(_RENEW_IDENTITY.format(epoch="$1"), new_epoch())
             for table, column in (("decisions", "decision_id"), ("denied_requests", "denial_id")):
                 await connection.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"

@@ -484,6 +484,11 @@ class PostgresStore:
         """Return the global position of the last stored event, 0 for an empty log."""
         return await self._with_connection(lambda db: db.fetchval("SELECT coalesce(max(global_position), 0) FROM events"))
 
+    async def log_identity(self) -> tuple[str, int]:
+        """Return the log's epoch and the last position it shares with the copy it was restored from."""
+        row = await self._with_connection(lambda db: db.fetchrow("SELECT epoch, base_position FROM log_identity"))
+        return row["epoch"], int(row["base_position"])
+
     async def count_events(self) -> int:
         return await self._with_connection(lambda db: db.fetchval("SELECT count(*) FROM events"))
 

@@ -501,6 +501,11 @@ class SQLiteStore:
             lambda db: db.execute("SELECT coalesce(max(global_position), 0) FROM events").fetchone()[0]
         )
 
+    async def log_identity(self) -> tuple[str, int]:
+        """Return the log's epoch and the last position it shares with the copy it was restored from."""
+        row = await self._run(lambda db: db.execute("SELECT epoch, base_position FROM log_identity").fetchone())
+        return row[0], int(row[1])
+
     async def count_events(self) -> int:
         return await self._run(lambda db: db.execute("SELECT count(*) FROM events").fetchone()[0])
 
