@@ -326,6 +326,21 @@ class SyncClient:
         return self.store.get_meta("cursor") or "0"
 
     @property
+    def log_epoch(self) -> str | None:
+        """The epoch of the server's log this device last synced with, None before the first sync."""
+        return self.store.get_meta("log_epoch") or None
+
+    def report_error(self, message: str) -> None:
+        """Show `message` as `last_error` in the status, for a failure outside sync such as a stopped live stream."""
+        self.store.set_meta("last_error", message)
+        self._activity = Activity.FAILED
+        self._publish_status()
+
+    def _remember_epoch(self, epoch: str | None) -> None:
+        if epoch and epoch != self.log_epoch:
+            self.store.set_meta("log_epoch", epoch)
+
+    @property
     def last_error(self) -> str | None:
         """The error of the last failed sync, or None when the last sync succeeded or none ran yet."""
         return self.store.get_meta("last_error") or None
@@ -489,8 +504,11 @@ class SyncClient:
                 return decisions, rejected_locally
             testpoints.reach(testpoints.BEFORE_SEND)
             try:
-                response = self.transport.push(
-                    EventBatch(events=[entry.event for entry in batch]), correlation_id, cursor=self.cursor
+                response, epoch = self.transport.push(
+                    EventBatch(events=[entry.event for entry in batch]),
+                    correlation_id,
+                    cursor=self.cursor,
+                    epoch=self.log_epoch,
                 )
             except RequestRejected as exc:
                 if exc.reason == SyncSignal.RESET_REQUIRED.value:
@@ -504,6 +522,7 @@ class SyncClient:
                 rejected_locally += len(rejected)
                 continue
             testpoints.reach(testpoints.AFTER_SEND)
+            self._remember_epoch(epoch)
             sent = {entry.event.client_event_id for entry in batch}
             decided = [decision for decision in response.decisions if decision.client_event_id in sent]
             if len(decided) != len(batch):
@@ -532,13 +551,14 @@ class SyncClient:
         pulled = 0
         while True:
             try:
-                page = self.transport.pull(self.cursor, self.pull_page_size, correlation_id)
+                page, epoch = self.transport.pull(self.cursor, self.pull_page_size, correlation_id, epoch=self.log_epoch)
             except RequestRejected as exc:
                 if exc.reason == SyncSignal.RESET_REQUIRED.value:
                     raise _reset_signal(exc) from exc
                 if exc.reason in _UPGRADE_SIGNALS or exc.status_code == 426:
                     raise self._block(exc, correlation_id) from exc
                 raise
+            self._remember_epoch(epoch)
             # This device's accepted events, found in the feed by client_event_id,
             # settle their outbox entries, for example when the push response was lost.
             waiting = self.store.pending_ids([event.client_event_id for event in page.events])
@@ -568,14 +588,15 @@ class SyncClient:
                 return pulled
 
     def _reset(self, signal: ResetRequired, correlation_id: str) -> None:
-        requeued = self.store.reset_read_model(signal.head)
+        requeued = self.store.reset_read_model(signal.head, signal.epoch)
         log.warning(
             "server asked for a reset; dropped the confirmed states, pulling from cursor 0 and sending %d lost"
-            " accepted events again (device_id=%s, correlation_id=%s, server_head=%d)",
+            " accepted events again (device_id=%s, correlation_id=%s, server_head=%d, log_epoch=%s)",
             requeued,
             self.device_id,
             correlation_id,
             signal.head,
+            signal.epoch,
         )
 
     def _store_decisions(self, decisions: list[EventDecision]) -> list[OutboxEntry]:
@@ -628,8 +649,13 @@ class SyncClient:
 
 def _reset_signal(exc: RequestRejected) -> ResetRequired:
     """Build a ResetRequired from a 409 body; a missing or invalid `head` counts as 0, which queues every accepted event again."""
-    head = exc.body.get("head") if isinstance(exc.body, dict) else None
-    return ResetRequired(exc.message, int(head) if isinstance(head, str) and head.isdigit() else 0)
+    body = exc.body if isinstance(exc.body, dict) else {}
+    head, epoch = body.get("head"), body.get("epoch")
+    return ResetRequired(
+        exc.message,
+        int(head) if isinstance(head, str) and head.isdigit() else 0,
+        epoch if isinstance(epoch, str) and epoch else None,
+    )
 
 
 def engineer_actor(engineer_id: str, subject: str | None = None) -> Actor:

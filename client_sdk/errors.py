@@ -45,9 +45,12 @@ class UpgradeRequired(SyncError):
 class ResetRequired(SyncError):
     """The server cannot continue from the device's cursor (409 `reset_required`), for example after a restore.
 
-    `head` is the server's last global position.
+    `head` is the last global position the server's log shares with the log
+    the device synced from, and `epoch` the server's log epoch (None from a
+    server that sends none).
     """
 
-    def __init__(self, message: str, head: int) -> None:
+    def __init__(self, message: str, head: int, epoch: str | None = None) -> None:
         super().__init__(message)
         self.head = head
+        self.epoch = epoch

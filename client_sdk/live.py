@@ -11,8 +11,11 @@ model follow the same rules as without a stream.
 The subscription runs in one daemon thread. It reconnects after a dropped
 stream with exponential backoff and full jitter, and resumes from the
 client's cursor, so a change made while it was disconnected still causes a
-pull. It stops for good on an answer that a retry cannot fix (401, 403 or
-another 4xx), and `last_error` says why.
+pull. A 409 `reset_required` (the server's store was restored) starts one
+pull, which runs the client's reset, and the stream opens again from the new
+cursor. It stops for good on an answer that a retry cannot fix (401, 403,
+another 4xx, or a second reset signal in a row); then `last_error` and the
+client's status say why.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import httpx
+
+from shared_schema.protocol import EPOCH_HEADER, SyncSignal
 
 if TYPE_CHECKING:
     from .client import SyncClient
@@ -68,6 +73,10 @@ def parse_sse(lines: Iterable[str]) -> Iterator[StreamMessage | str]:
 
 class StreamRejected(Exception):
     """The server rejected the stream with a 4xx; retrying the same request cannot succeed."""
+
+
+class StreamReset(Exception):
+    """The server answered 409 `reset_required`: the device must reset before it follows the stream."""
 
 
 class LiveSubscription:
@@ -144,13 +153,25 @@ class LiveSubscription:
 
     def _run(self) -> None:
         delay = self._initial_backoff
+        reset_tried = False
         while not self._stop.is_set():
             try:
                 self._follow()
                 delay = self._initial_backoff
+                reset_tried = False
+            except StreamReset as exc:
+                if reset_tried:
+                    self._give_up(f"{exc}; the reset did not help")
+                    return
+                reset_tried = True
+                log.warning("live stream asks for a reset; pulling once to reset, then opening it again")
+                try:
+                    self._pull()
+                except Exception as pull_error:  # noqa: BLE001 - the sync error is in the client's status
+                    self._give_up(f"{exc}; the pull that resets failed: {pull_error}")
+                    return
             except StreamRejected as exc:
-                self.last_error = str(exc)
-                log.error("live stream rejected, subscription stopped: %s", exc)
+                self._give_up(str(exc))
                 return
             except (httpx.HTTPError, OSError, ValueError) as exc:
                 if self._stop.is_set():
@@ -161,15 +182,26 @@ class LiveSubscription:
                 self._stop.wait(wait)
                 delay = min(delay * 2, self._max_backoff)
 
+    def _give_up(self, reason: str) -> None:
+        self.last_error = reason
+        log.error("live stream rejected, subscription stopped: %s", reason)
+        self.client.report_error(f"live subscription stopped: {reason}")
+
     def _follow(self) -> None:
         """Read one stream until it ends; pull once at the start and after every change."""
         transport = self.client.transport
         headers = {"Authorization": f"Bearer {transport.token_provider()}", "Accept": "text/event-stream"}
+        epoch = self.client.log_epoch
+        if epoch:
+            headers[EPOCH_HEADER] = epoch
         url = f"{transport.base_url}/v1/stream"
         with self._http.stream("GET", url, params={"since": self.client.cursor}, headers=headers) as response:
             if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
                 response.read()
-                raise StreamRejected(f"GET /v1/stream returned {response.status_code}: {response.text[:300]}")
+                message = f"GET /v1/stream returned {response.status_code}: {response.text[:300]}"
+                if response.status_code == 409 and _reason(response) == SyncSignal.RESET_REQUIRED.value:
+                    raise StreamReset(message)
+                raise StreamRejected(message)
             response.raise_for_status()
             self._response = response
             self.connects += 1
@@ -192,3 +224,11 @@ class LiveSubscription:
         self.pulls += 1
         if self.on_pull is not None:
             self.on_pull(pulled)
+
+
+def _reason(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("reason") if isinstance(body, dict) else None

@@ -248,19 +248,22 @@ class LocalStore:
             rows = self.db.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
         return {status: count for status, count in rows}
 
-    def reset_read_model(self, head: int) -> int:
+    def reset_read_model(self, head: int, epoch: str | None = None) -> int:
         """Drop the confirmed states and the cursor, and queue again the accepted events the server lost.
 
-        `head` is the server's last global position. An accepted event with
-        a later position cannot be in the server's log any more (it was
-        restored from an older copy), so its entry goes back to PENDING and is
-        sent again under its original client_event_id. Rejected and review
-        decisions stay, because they were shown to the user as final. Returns
+        `head` is the last global position the server's log shares with the
+        log this device synced from. An accepted event with a later position
+        cannot be in the server's log any more (it was restored from an older
+        copy), so its entry goes back to PENDING and is sent again under its
+        original client_event_id. Rejected and review decisions stay, because
+        they were shown to the user as final. `epoch` is the server's log
+        epoch, kept for the next requests; None forgets the old one. Returns
         the number of entries queued again.
         """
         with self.transaction() as db:
             db.execute("DELETE FROM confirmed_work_orders")
             self._set_meta(db, "cursor", "0")
+            self._set_meta(db, "log_epoch", epoch or "")
             cursor = db.execute(
                 "UPDATE outbox SET status = ?, decision = NULL WHERE status = ?"
                 " AND json_extract(decision, '$.global_position') > ?",

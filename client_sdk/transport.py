@@ -18,7 +18,7 @@ import tenacity
 
 from shared_schema import ChangesPage, DecisionBatch, EventBatch
 
-from shared_schema.protocol import CURSOR_HEADER, PROTOCOL_HEADER, SDK_HEADER
+from shared_schema.protocol import CURSOR_HEADER, EPOCH_HEADER, PROTOCOL_HEADER, SDK_HEADER
 
 from . import version
 from .errors import RequestRejected, ServerUnreachable, SyncError
@@ -114,15 +114,24 @@ class Transport:
         if self._owns_http:
             self._http.close()
 
-    def push(self, batch: EventBatch, correlation_id: str, cursor: str | None = None) -> DecisionBatch:
+    def push(
+        self, batch: EventBatch, correlation_id: str, cursor: str | None = None, epoch: str | None = None
+    ) -> tuple[DecisionBatch, str | None]:
+        """Send a batch; return the decisions and the server's log epoch (None from a server without one)."""
         body = msgspec.json.encode(batch)
-        headers = {CURSOR_HEADER: cursor} if cursor is not None else None
+        headers = _sync_headers(cursor=cursor, epoch=epoch)
         response = self._send("POST", "/v1/events", correlation_id, content=body, extra_headers=headers)
-        return _decode_body(response, _decode_decisions)
+        return _decode_body(response, _decode_decisions), response.headers.get(EPOCH_HEADER)
 
-    def pull(self, since: str, limit: int, correlation_id: str) -> ChangesPage:
-        response = self._send("GET", "/v1/sync/changes", correlation_id, params={"since": since, "limit": limit})
-        return _decode_body(response, _decode_changes)
+    def pull(
+        self, since: str, limit: int, correlation_id: str, epoch: str | None = None
+    ) -> tuple[ChangesPage, str | None]:
+        """Fetch one page of changes; return it and the server's log epoch (None from a server without one)."""
+        response = self._send(
+            "GET", "/v1/sync/changes", correlation_id, params={"since": since, "limit": limit},
+            extra_headers=_sync_headers(epoch=epoch),
+        )
+        return _decode_body(response, _decode_changes), response.headers.get(EPOCH_HEADER)
 
     def send(self, method: str, path: str, correlation_id: str, **kwargs: Any) -> httpx.Response:
         """Send one request with the retries, token refresh and error classes of push and pull.
@@ -194,6 +203,15 @@ class Transport:
         headers.update(kwargs.pop("headers", None) or {})
         # An absolute URL, so a caller's httpx.Client works with or without its own base_url.
         return self._http.request(method, self._base_url + path, headers=headers, **kwargs)
+
+
+def _sync_headers(*, cursor: str | None = None, epoch: str | None = None) -> dict[str, str] | None:
+    headers = {}
+    if cursor is not None:
+        headers[CURSOR_HEADER] = cursor
+    if epoch:
+        headers[EPOCH_HEADER] = epoch
+    return headers or None
 
 
 def _checked_base_url(base_url: str) -> str:

@@ -14,10 +14,12 @@ from api_helpers import create_assigned, event, post_batch
 from conftest import LiveServer, start_server, stop_server
 from sdk_helpers import Tablets
 
+from client_sdk import Activity
 from client_sdk.live import LiveSubscription, StreamMessage, parse_sse
 from server.config import Settings
 from server.security import mint_dev_token
 from shared_schema import Role
+from shared_schema.protocol import EPOCH_HEADER
 
 ENGINEER = "e-17"
 
@@ -124,6 +126,60 @@ def test_rejected_stream_stops_subscription(live, tablets):
 
     assert "401" in subscription.last_error
     assert subscription.connects == 0
+    # The app sees that the subscription stopped in the client's status.
+    status = tablet.status()
+    assert status.activity is Activity.FAILED
+    assert status.last_error is not None
+    assert status.last_error.startswith("live subscription stopped: GET /v1/stream returned 401")
+
+
+@pytest.mark.parametrize("stale", ["cursor", "epoch"])
+def test_reset_signal_pulls_and_resumes(live, tablets, stale):
+    """A stream refused with 409 reset_required runs one pull, which resets the tablet, and opens again."""
+    with live.client("dispatcher", "d-1") as office:
+        create_assigned(office, "wo-1", ENGINEER)
+        tablet = tablets.open()
+        tablet.sync()
+        if stale == "cursor":
+            tablet.store.set_meta("cursor", "99")
+        else:
+            tablet.store.set_meta("log_epoch", "0" * 32)
+        epoch = office.get("/v1/sync/changes").headers[EPOCH_HEADER]
+
+        with LiveSubscription(tablet) as subscription:
+            assert wait_until(lambda: subscription.connects == 1)
+            post_batch(office, [event("wo-1", "priority_changed", 2, {"priority": "P1"})])
+            assert wait_until(lambda: tablet.work_order("wo-1").priority.value == "P1")
+            assert subscription.running is True
+
+    assert tablet.cursor == "3"
+    assert tablet.log_epoch == epoch
+    assert subscription.last_error is None
+    assert tablet.status().last_error is None
+
+
+def test_repeated_reset_signal_stops_subscription(live, tablets):
+    refusals: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        refusals.append(request)
+        return httpx.Response(409, json={"error": "reset_required", "reason": "reset_required", "head": "0"})
+
+    tablet = tablets.open()
+    http = httpx.Client(transport=httpx.MockTransport(refuse))
+    subscription = LiveSubscription(tablet, http=http).start()
+    try:
+        assert wait_until(lambda: not subscription.running)
+    finally:
+        subscription.stop()
+        http.close()
+
+    # One reset pull between the two refusals, then no further attempt.
+    assert len(refusals) == 2
+    assert subscription.pulls == 1
+    assert "the reset did not help" in subscription.last_error
+    assert tablet.status().activity is Activity.FAILED
+    assert "409" in tablet.status().last_error
 
 
 def test_unreachable_server_is_retried(tablets, tmp_path):
