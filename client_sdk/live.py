@@ -14,8 +14,8 @@ client's cursor, so a change made while it was disconnected still causes a
 pull. A 409 `reset_required` (the server's store was restored) starts one
 pull, which runs the client's reset, and the stream opens again from the new
 cursor. It stops for good on an answer that a retry cannot fix (401, 403,
-another 4xx, or a second reset signal in a row); then `last_error` and the
-client's status say why.
+another 4xx, or a second reset signal in a row). Then `last_error` and the
+client's status contain the reason.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class StreamRejected(Exception):
 
 
 class StreamReset(Exception):
-    """The server answered 409 `reset_required`: the device must reset before it follows the stream."""
+    """The server rejected the stream with 409 `reset_required`, so the device must reset before it follows it."""
 
 
 class LiveSubscription:
@@ -164,7 +164,7 @@ class LiveSubscription:
                     self._give_up(f"{exc}; the reset did not help")
                     return
                 reset_tried = True
-                log.warning("live stream asks for a reset; pulling once to reset, then opening it again")
+                log.warning("live stream rejected with reset_required; pulling once to reset, then opening it again")
                 try:
                     self._pull()
                 except Exception as pull_error:  # noqa: BLE001 - the sync error is in the client's status

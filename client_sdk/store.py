@@ -257,7 +257,7 @@ class LocalStore:
         copy), so its entry goes back to PENDING and is sent again under its
         original client_event_id. Rejected and review decisions stay, because
         they were shown to the user as final. `epoch` is the server's log
-        epoch, kept for the next requests; None forgets the old one. Returns
+        epoch, stored for the next requests, and None deletes the stored one. Returns
         the number of entries queued again.
         """
         with self.transaction() as db:

@@ -336,6 +336,20 @@ def test_websocket_bad_input_closes_with_error(live):
     assert closed.value.rcvd.code == 4422
 
 
+@pytest.mark.parametrize(("query", "headers", "field"), [("since=99", {}, "since"), ("", {"X-CSDP-Log-Epoch": "feed"}, "header X-CSDP-Log-Epoch")])
+def test_websocket_reset_signal(live, query, headers, field):
+    token = live.token("dispatcher", "d-1")
+    with ws_client.connect(ws_url(live, query), additional_headers={**bearer(token), **headers}, open_timeout=10) as socket:
+        error = json.loads(socket.recv(timeout=5))
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=5)
+
+    assert error["kind"] == "error"
+    assert error["reason"] == "reset_required"
+    assert error["field"] == field
+    assert closed.value.rcvd.code == 4409
+
+
 def test_websocket_without_token_is_refused(live):
     with pytest.raises(InvalidStatus) as refused:
         ws_client.connect(ws_url(live, "since=0"), open_timeout=10)

@@ -126,7 +126,7 @@ def test_rejected_stream_stops_subscription(live, tablets):
 
     assert "401" in subscription.last_error
     assert subscription.connects == 0
-    # The app sees that the subscription stopped in the client's status.
+    # The client's status shows the app that the subscription stopped.
     status = tablet.status()
     assert status.activity is Activity.FAILED
     assert status.last_error is not None

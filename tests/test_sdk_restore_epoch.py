@@ -151,3 +151,19 @@ def test_tablet_resets_after_restored_log_passed_its_cursor(restartable, tablets
     tablet.record(ORDER, "arrived")
     assert tablet.sync().accepted == 1
     assert server_state(restartable, ORDER).status is WorkOrderStatus.ON_SITE
+
+
+def test_tablet_without_epoch_not_reset(restartable, tablets):
+    """A file from an SDK that kept no epoch syncs as before and stores the server's epoch."""
+    tablet = tablets.open()
+    tablet.sync()
+    tablet.store.set_meta("log_epoch", "")
+    assert tablet.log_epoch is None
+    tablet.record(ORDER, "accepted")
+
+    report = tablet.sync()
+
+    assert report.reset is False
+    assert report.accepted == 1
+    assert tablet.pending_count() == 0
+    assert tablet.log_epoch == epoch_of(restartable.settings)[0]

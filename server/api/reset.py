@@ -1,10 +1,10 @@
 """The reset signal: a device that synced from another copy of the log must reset first.
 
-Two things show that the store was restored from an older copy and that the
-events the device based its state and proposals on are gone: a cursor past
-the last stored position, and a log epoch (EPOCH_HEADER) other than this
-log's. The epoch catches a restore even after other clients have written
-past the device's cursor. A pull, push or stream request with either gets
+After a restore from an older copy, the events that a device based its state
+and proposals on may be gone. Two things show it: a cursor past the last
+stored position, and a log epoch (EPOCH_HEADER) other than this log's. The
+epoch shows a restore even after other clients have written past the
+device's cursor. A pull, push or stream request with either gets
 409 `reset_required` before anything is read or decided, so no proposal is
 rejected for a `base_version` the restored log never reached.
 """
@@ -35,7 +35,7 @@ class HeadCache:
         self.identity: tuple[str, int] | None = None
 
 
-# An epoch is 32 hexadecimal digits today; the bound only keeps logs and bodies short.
+# An epoch is 32 hexadecimal digits today. The bound only keeps logs and error bodies short.
 MAX_EPOCH_LENGTH = 64
 
 EPOCH_SENTENCE = (
@@ -60,7 +60,10 @@ async def epoch_headers(request: Request) -> dict[str, str]:
 
 
 async def check_epoch(request: Request, subject: str) -> None:
-    """Raise 409 `reset_required` when the request names another log epoch; a request without one passes."""
+    """Raise 409 `reset_required` when the request names another log epoch, and 422 for an invalid one.
+
+    A request without the header passes, as from an older client or a device that never synced.
+    """
     raw = request.headers.get(EPOCH_HEADER)
     if raw is None:
         return

@@ -38,6 +38,7 @@ from shared_schema import (
 
 from shared_schema.protocol import (
     CURSOR_HEADER,
+    EPOCH_HEADER,
     PROTOCOL_HEADER,
     PROTOCOL_VERSION,
     SDK_HEADER,
@@ -109,7 +110,12 @@ def protocol_document() -> dict[str, Any]:
         "supported_protocol_versions": sorted(SUPPORTED_PROTOCOL_VERSIONS),
         "schema_version": SCHEMA_VERSION,
         "legacy_schema_version": LEGACY_SCHEMA_VERSION,
-        "headers": {"protocol_version": PROTOCOL_HEADER, "sdk_version": SDK_HEADER, "cursor": CURSOR_HEADER},
+        "headers": {
+            "protocol_version": PROTOCOL_HEADER,
+            "sdk_version": SDK_HEADER,
+            "cursor": CURSOR_HEADER,
+            "log_epoch": EPOCH_HEADER,
+        },
         "signals": [
             {"reason": signal.value, "http_status": SIGNAL_STATUS[signal], "sentence": SIGNAL_SENTENCES[signal]}
             for signal in SyncSignal
