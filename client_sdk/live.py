@@ -13,7 +13,7 @@ stream with exponential backoff and full jitter, and resumes from the
 client's cursor, so a change made while it was disconnected still causes a
 pull. A 409 `reset_required` (the server's store was restored) starts one
 pull, which runs the client's reset, and the stream opens again from the new
-cursor. It stops for good on an answer that a retry cannot fix (401, 403,
+cursor. It stops for good on a response that a retry cannot fix (401, 403,
 another 4xx, or a second reset signal in a row). Then `last_error` and the
 client's status contain the reason.
 """
