@@ -35,7 +35,9 @@ def in_progress_order(clients: Clients, work_order_id: str = "wo-1") -> int:
 
 def checklist_v1(work_order_id: str, base_version: int, checked: object = True) -> dict:
     """A checklist event as a client written for schema version 1 sends it: no schema_version, a `checked` flag."""
-    return event(work_order_id, "checklist_updated", base_version, {"item": "guards refitted", "checked": checked})
+    body = event(work_order_id, "checklist_updated", base_version, {"item": "guards refitted", "checked": checked})
+    del body["schema_version"]
+    return body
 
 
 # -- protocol version header ------------------------------------------------------
@@ -172,12 +174,34 @@ def test_payload_wrong_for_its_version_rejected(clients, schema_version, payload
     assert "$.payload" in decision["message"]
 
 
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"item": "belt", "status": "done"}, "unknown field `status` - at `$.payload`"),
+        ({"item": "belt", "checked": "yes"}, "Expected `bool`, got `str` - at `$.payload.checked`"),
+        ({"item": "belt", "checked": True, "status": "done"}, "unknown field `status`"),
+    ],
+)
+def test_older_event_checked_in_its_layout(clients, payload, expected):
+    version = in_progress_order(clients)
+    engineer = clients("engineer", "e-17")
+
+    [decision] = post_batch(engineer, [event("wo-1", "checklist_updated", version, payload, schema_version=1)])
+
+    assert decision["status"] == "REJECTED"
+    assert decision["reason_code"] == "invalid_payload"
+    assert expected in decision["message"]
+    assert "schema version 1" in decision["message"]
+
+
 def test_stored_older_event_read_and_replayed(clients, live_server, monkeypatch):
     """An event that a server of schema version 1 stored is upcast when the feed reads it and when projections replay it."""
     version = in_progress_order(clients)
     engineer = clients("engineer", "e-17")
     write_as_schema_1(monkeypatch)
-    old = event("wo-1", "checklist_updated", version, {"item": "guards refitted", "status": "done"})
+    old = event(
+        "wo-1", "checklist_updated", version, {"item": "guards refitted", "status": "done"}, schema_version=SCHEMA_VERSION
+    )
 
     [decision] = post_batch(engineer, [old])
     monkeypatch.undo()
