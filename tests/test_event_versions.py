@@ -9,6 +9,7 @@ import pytest
 from api_helpers import Clients, all_changes, create_assigned, event, post_batch, timeline
 from test_projections import PROJECTIONS, csdp, fetch_value
 
+import server.api.protocol
 import server.store.postgres
 import server.store.sqlite
 from server.upcasting import UPCASTERS, upcast_payload
@@ -52,8 +53,8 @@ def test_protocol_header_supported(clients, value):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("value", ["2", "0", "-1", "abc", "", "1.0"])
-def test_protocol_header_unsupported(clients, value):
+@pytest.mark.parametrize("value", ["2", "02", "99999999999999999999"])
+def test_protocol_header_newer_than_server(clients, value):
     engineer = clients("engineer", "e-17")
 
     response = engineer.post(
@@ -67,7 +68,47 @@ def test_protocol_header_unsupported(clients, value):
     assert body["field"] == f"header {PROTOCOL_HEADER}"
     assert body["value"] == value
     assert body["supported"] == [1]
+    assert "server needs an update" in body["message"]
+    assert "Update the app" not in body["message"]
+
+
+def test_protocol_header_older_than_server(clients, monkeypatch):
+    monkeypatch.setattr(server.api.protocol, "SUPPORTED_PROTOCOL_VERSIONS", frozenset({2, 3}))
+    engineer = clients("engineer", "e-17")
+
+    response = engineer.get("/v1/sync/changes", headers={PROTOCOL_HEADER: "1"})
+
+    assert response.status_code == 426
+    body = response.json()
+    assert body["supported"] == [2, 3]
     assert "Update the app" in body["message"]
+    assert "server needs an update" not in body["message"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "", "1.0", "1, 2", "+1", "1" * 4001])
+def test_protocol_header_malformed(clients, value):
+    engineer = clients("engineer", "e-17")
+
+    response = engineer.post(
+        "/v1/events", json={"events": [event("wo-1", "accepted", 2)]}, headers={PROTOCOL_HEADER: value}
+    )
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "invalid_field"
+    assert body["field"] == f"header {PROTOCOL_HEADER}"
+    assert PROTOCOL_HEADER in body["message"]
+
+
+@pytest.mark.parametrize(("values", "status"), [(["1", "2"], 422), (["1", "01"], 200), (["1", "1"], 200)])
+def test_protocol_header_repeated(clients, values, status):
+    engineer = clients("engineer", "e-17")
+
+    response = engineer.get("/v1/sync/changes", headers=[(PROTOCOL_HEADER, value) for value in values])
+
+    assert response.status_code == status
+    if status == 422:
+        assert response.json()["field"] == f"header {PROTOCOL_HEADER}"
 
 
 def test_protocol_header_checked_before_token(clients):
