@@ -37,6 +37,12 @@ async def check_protocol_version(connection: ASGIConnection, route_handler: Base
     version = _parse_version(raw)
     if version is None or any(_parse_version(other) != version for other in values[1:]):
         shown = ", ".join(value[:50] for value in values[:5])
+        log.info(
+            "protocol_version_invalid",
+            value=shown,
+            path=connection.url.path,
+            correlation_id=connection.scope.get("state", {}).get("correlation_id"),
+        )
         raise InvalidField(
             f"invalid {PROTOCOL_HEADER} header {shown!r}: send one whole number of 1 or more, such as 1",
             field=f"header {PROTOCOL_HEADER}",
@@ -58,23 +64,24 @@ async def check_protocol_version(connection: ASGIConnection, route_handler: Base
     )
     raise SignalError(
         SyncSignal.UNSUPPORTED_PROTOCOL_VERSION,
-        sentence.format(version=version, supported=supported),
+        sentence.format(version=raw.strip()[:50], supported=supported),
         field=f"header {PROTOCOL_HEADER}",
         value=raw[:50],
         supported=sorted(SUPPORTED_PROTOCOL_VERSIONS),
     )
 
 
+_VERSION_PATTERN = re.compile(r"[0-9]{1,4000}")
+
+
 def _parse_version(raw: str) -> int | None:
     """Return the version in a header value, or None unless it is a whole number of 1 or more.
 
-    Python refuses to convert more than 4300 digits, so longer values are invalid too.
+    int() raises for a string over sys.get_int_max_str_digits() digits (4300
+    by default), so the pattern allows at most 4000 and longer values are invalid.
     """
     text = raw.strip()
     if not _VERSION_PATTERN.fullmatch(text):
         return None
     version = int(text)
     return version if version >= 1 else None
-
-
-_VERSION_PATTERN = re.compile(r"[0-9]{1,4000}")
