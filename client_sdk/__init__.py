@@ -3,7 +3,7 @@
 from .background import SyncLoop
 from .attachments import AttachmentQueue, BlobState, QueuedBlob, UploadReport, record_attachment, record_signature
 from .client import SyncClient, SyncReport, engineer_actor
-from .errors import RequestRejected, ResetRequired, ServerUnreachable, SyncError, UpgradeRequired
+from .errors import InvalidEvent, RequestRejected, ResetRequired, ServerUnreachable, SyncError, UpgradeRequired
 from .status import Activity, EventState, Rollback, SyncStatus
 from .store import LocalRejection, OutboxEntry
 from .version import SDK_VERSION
@@ -20,6 +20,7 @@ __all__ = [
     "UploadReport",
     "record_attachment",
     "record_signature",
+    "InvalidEvent",
     "OutboxEntry",
     "RequestRejected",
     "ResetRequired",

@@ -29,8 +29,9 @@ import msgspec
 import sqlite_utils
 
 from shared_schema import AttachmentKind, BlobUploadStatus
+from shared_schema.blobs import MediaType
 
-from .errors import RequestRejected, SyncError
+from .errors import InvalidEvent, RequestRejected, SyncError
 from .store import PENDING, LocalStore, OutboxEntry
 
 if TYPE_CHECKING:
@@ -113,9 +114,12 @@ class AttachmentQueue:
         """Copy the content into the queue and return its entry. Adding the same content twice queues it once.
 
         `content` is the bytes themselves or the path of a file. Raises
-        ValueError for an unknown kind and OSError when the file cannot be read.
+        ValueError for an unknown kind, InvalidEvent (a ValueError) for a
+        `content_type` that `POST /v1/blobs` would reject, and OSError when the
+        file cannot be read. Nothing is queued when it raises.
         """
         kind_value = AttachmentKind(kind).value
+        _check_media_type(content_type)
         temporary = self.folder / f".{uuid.uuid4().hex}.tmp"
         try:
             sha256, size = _copy_hashing(content, temporary)
@@ -336,6 +340,18 @@ def _worth_retrying(exc: RequestRejected) -> bool:
 def _is_held(entry: OutboxEntry, held_orders: dict[str, tuple[int, int]]) -> bool:
     first_held = held_orders.get(entry.event.work_order_id)
     return first_held is not None and entry.sequence >= first_held[0]
+
+
+def _check_media_type(content_type: str) -> None:
+    """Raise InvalidEvent unless `content_type` passes the server's media type rule, such as `image/jpeg`."""
+    try:
+        msgspec.convert(content_type, MediaType)
+    except msgspec.ValidationError as exc:
+        raise InvalidEvent(
+            f"invalid content_type {content_type!r}: expected a media type such as image/jpeg,"
+            f" type/subtype without parameters ({exc})",
+            field="content_type",
+        ) from exc
 
 
 def _copy_hashing(content: bytes | str | Path, target: Path) -> tuple[str, int]:

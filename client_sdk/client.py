@@ -35,6 +35,7 @@ from .locking import FileSyncLock
 from .status import Activity, EventState, Rollback, SyncStatus
 from .store import REJECTED_LOCALLY, LocalRejection, LocalStore, OutboxEntry
 from .transport import TokenProvider, Transport
+from .validation import check_payload
 
 log = logging.getLogger("client_sdk")
 
@@ -65,7 +66,8 @@ class SyncReport:
     needs_review: int
     pulled: int
     replays: int
-    # Events in batches the server rejected with 403, marked rejected on the device.
+    # Events marked rejected on the device: those of a batch the server rejected
+    # with 403, and an event that got 413 when sent alone.
     rejected_locally: int = 0
     # True when the server asked for a reset and the device pulled again from cursor 0.
     reset: bool = False
@@ -188,9 +190,10 @@ class SyncClient:
         `base_version` is the version of the order last confirmed by the
         server, from which the server judges how stale this device was. Raises
         ValueError for an envelope the server would reject as a whole request
-        (an empty or over-long id or type, a naive `occurred_at`) and
-        TypeError for a payload that cannot be encoded as JSON. Nothing is
-        stored in either case.
+        (an empty or over-long id or type, a naive `occurred_at`), InvalidEvent
+        (a ValueError) for an unknown event type or a payload that does not
+        match its type's schema, and TypeError for a payload that cannot be
+        encoded as JSON. Nothing is stored in any of these cases.
         """
         confirmed = self.store.confirmed(work_order_id)
         draft = ProposedEvent(
@@ -211,6 +214,7 @@ class SyncClient:
             event = _decode_proposal(msgspec.json.encode(draft))
         except msgspec.ValidationError as exc:
             raise ValueError(f"invalid event {event_type!r} for work order {work_order_id!r}: {exc}") from exc
+        check_payload(event)
         entry = self.store.append(event)
         self._notify(self._record_listeners, entry, "record")
         self._publish_status()
@@ -274,7 +278,7 @@ class SyncClient:
         return self.store.entries()
 
     def not_applied(self) -> list[OutboxEntry]:
-        """Events the server rejected or sent to review, and events rejected locally after a 403, with their reasons."""
+        """Events the server rejected or sent to review, and events rejected locally after a 403 or 413, with their reasons."""
         return [
             entry
             for entry in self.store.entries()
@@ -496,10 +500,11 @@ class SyncClient:
     def _push_all(self, correlation_id: str, rollbacks: list[OutboxEntry]) -> tuple[list[EventDecision], int]:
         decisions: list[EventDecision] = []
         rejected_locally = 0
+        limit = self.batch_size
         while True:
             # Only events pending when the batch is read are sent; one recorded
             # during the request stays pending for the next batch.
-            batch = self.attachments.sendable(self.batch_size)
+            batch = self.attachments.sendable(limit)
             if not batch:
                 return decisions, rejected_locally
             testpoints.reach(testpoints.BEFORE_SEND)
@@ -515,8 +520,21 @@ class SyncClient:
                     raise _reset_signal(exc) from exc
                 if exc.reason in _UPGRADE_SIGNALS or exc.status_code == 426:
                     raise self._block(exc, correlation_id) from exc
-                if exc.status_code != 403:
+                if exc.status_code == 413 and len(batch) > 1:
+                    # Halve the batch until the event over the server's body limit goes alone.
+                    limit = len(batch) // 2
+                    log.info(
+                        "server rejected a batch of %d events with HTTP 413, sending batches of %d (device_id=%s, correlation_id=%s)",
+                        len(batch),
+                        limit,
+                        self.device_id,
+                        correlation_id,
+                    )
+                    continue
+                if exc.status_code not in (403, 413):
                     raise
+                if exc.status_code == 413:
+                    limit = self.batch_size
                 rejected = self._reject_locally(batch, exc, correlation_id)
                 rollbacks.extend(rejected)
                 rejected_locally += len(rejected)
@@ -535,10 +553,12 @@ class SyncClient:
             testpoints.reach(testpoints.AFTER_STORE)
 
     def _reject_locally(self, batch: list[OutboxEntry], exc: RequestRejected, correlation_id: str) -> list[OutboxEntry]:
-        rejection = LocalRejection(reason=exc.reason or "forbidden", message=exc.message, http_status=exc.status_code)
+        default_reason = "payload_too_large" if exc.status_code == 413 else "forbidden"
+        rejection = LocalRejection(reason=exc.reason or default_reason, message=exc.message, http_status=exc.status_code)
         changed = self.store.reject_locally([entry.event.client_event_id for entry in batch], rejection)
         log.warning(
-            "server rejected a push with HTTP 403, so %d events are marked rejected (device_id=%s, correlation_id=%s, reason=%s)",
+            "server rejected a push with HTTP %d, so %d events are marked rejected (device_id=%s, correlation_id=%s, reason=%s)",
+            exc.status_code,
             len(changed),
             self.device_id,
             correlation_id,

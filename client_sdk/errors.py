@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 
+class InvalidEvent(ValueError):
+    """An event that `SyncClient.record()` did not store because the server would reject it.
+
+    `field` is the path of the value at fault, such as `type`,
+    `$.payload.text`, or `$.payload` for a missing or unknown field.
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class SyncError(Exception):
     """A sync round failed; recorded events stay pending for the next one."""
 

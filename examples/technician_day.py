@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from client_sdk import Rollback, SyncClient, SyncLoop, engineer_actor  # noqa: E402
+from client_sdk import RequestRejected, Rollback, ServerUnreachable, SyncClient, SyncLoop, engineer_actor  # noqa: E402
 from server.config import Settings  # noqa: E402
 from server.security import mint_dev_token  # noqa: E402
 from shared_schema import Role  # noqa: E402
@@ -45,6 +45,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--var-dir", type=Path, help="CSDP_VAR_DIR of the server at --server-url, for its development key.")
     parser.add_argument("--workdir", type=Path, help="Folder for the tablet's SQLite file (default: a temporary folder).")
     args = parser.parse_args(argv)
+    if args.server_url and not args.server_url.startswith(("http://", "https://")):
+        parser.error(f"--server-url {args.server_url!r} must start with http:// or https://")
     if args.server_url and args.var_dir is None:
         parser.error("--server-url needs --var-dir, the server's CSDP_VAR_DIR, to mint development tokens")
     if args.var_dir is not None and not (args.var_dir / "dev-jwt-key").is_file():
@@ -167,7 +169,22 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(temporary)
         workdir.mkdir(parents=True, exist_ok=True)
         if args.server_url:
-            ok = run_day(args.server_url, Settings(var_dir=args.var_dir), workdir)
+            try:
+                ok = run_day(args.server_url, Settings(var_dir=args.var_dir), workdir)
+            except (httpx.TransportError, ServerUnreachable) as exc:
+                print(
+                    f"error: the server at {args.server_url} is not reachable ({_one_line(exc)});"
+                    " start it or check --server-url",
+                    file=sys.stderr,
+                )
+                return 2
+            except (httpx.HTTPStatusError, RequestRejected) as exc:
+                print(
+                    f"error: the server at {args.server_url} rejected a request ({_one_line(exc)});"
+                    " check that --server-url is a CSDP server and --var-dir is its CSDP_VAR_DIR",
+                    file=sys.stderr,
+                )
+                return 2
         else:
             var_dir = Path(temporary) / "server"
             with ServerProcess(var_dir) as server:
@@ -175,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
                 ok = run_day(server.base_url, Settings(var_dir=var_dir), workdir)
     print("the tablet and the server agree" if ok else "the tablet and the server DISAGREE")
     return 0 if ok else 1
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
 if __name__ == "__main__":

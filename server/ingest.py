@@ -31,6 +31,7 @@ from shared_schema import (
     decide,
     parse_payload,
 )
+from shared_schema.decision import reject_invalid_payload
 from shared_schema.payloads import ReviewResolved
 from shared_schema.reasons import REASON_SENTENCES
 
@@ -129,7 +130,11 @@ def plan_batch(
         # The fingerprint and the stored proposal keep the layout the client sent,
         # so a retry of an older client still matches. Deciding uses the current layout.
         sent = proposal
-        proposal = upcast_proposal(sent)
+        try:
+            proposal = upcast_proposal(sent, strict=True)
+            legacy_error = None
+        except PayloadError as exc:
+            legacy_error = str(exc)
         state = states.get(proposal.work_order_id)
         causation = None
         if proposal.causation_id is not None and proposal.causation_id in causations:
@@ -139,7 +144,10 @@ def plan_batch(
         )
         key = review_key(proposal)
         review = reviews.get(key) if key is not None else None
-        outcome = decide(state, proposal, actor, effective, causation, review)
+        if legacy_error is None:
+            outcome = decide(state, proposal, actor, effective, causation, review)
+        else:
+            outcome = reject_invalid_payload(proposal, actor, state, legacy_error)
 
         recorded: RecordedEvent | None = None
         if outcome.status is DecisionStatus.ACCEPTED:

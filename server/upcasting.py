@@ -21,7 +21,8 @@ from typing import Any
 
 import msgspec
 
-from shared_schema import SCHEMA_VERSION, ProposedEvent, RecordedEvent
+from shared_schema import SCHEMA_VERSION, PayloadError, ProposedEvent, RecordedEvent
+from shared_schema.payloads import LongText, NonEmptyText, Payload
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -41,6 +42,27 @@ def _checklist_checked_to_status(payload: dict[str, Any]) -> dict[str, Any]:
     upgraded["status"] = "done" if checked else "not_done"
     return upgraded
 
+
+class ChecklistUpdatedV1(Payload):
+    """Payload of `checklist_updated` in schema version 1, before `checked` became `status`."""
+
+    item: NonEmptyText
+    checked: bool
+    note: LongText = ""
+
+
+# (event type, version) -> strict payload struct of that older version. A
+# proposal in an older version is checked against it before it is upcast, so
+# a field of a later layout in an older event is rejected, not converted.
+LEGACY_PAYLOADS: dict[tuple[str, int], type[Payload]] = {
+    ("checklist_updated", 1): ChecklistUpdatedV1,
+}
+
+# Converting through a holder struct makes msgspec name `$.payload` for a missing or unknown field.
+_LEGACY_HOLDERS: dict[tuple[str, int], type[msgspec.Struct]] = {
+    key: msgspec.defstruct(f"{layout.__name__}Holder", [("payload", layout)], module=__name__)
+    for key, layout in LEGACY_PAYLOADS.items()
+}
 
 # (event type, version it converts from) -> upcaster to the next version.
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
@@ -64,10 +86,36 @@ def upcast_payload(event_type: str, payload: dict[str, Any], from_version: int) 
     return payload
 
 
-def upcast_proposal(event: ProposedEvent) -> ProposedEvent:
-    """Return the proposal in the current layout; a current or newer one is returned unchanged."""
+def check_legacy_payload(event_type: str, payload: dict[str, Any], from_version: int) -> None:
+    """Decode `payload` strictly in the layout of each version from `from_version` up to the current one.
+
+    Raises PayloadError whose message ends with the path of the invalid
+    value, such as `$.payload.checked`, or `$.payload` for a missing or
+    unknown field. The check of a version runs on the payload upcast to it.
+    """
+    for version in range(from_version, SCHEMA_VERSION):
+        holder = _LEGACY_HOLDERS.get((event_type, version))
+        if holder is not None:
+            try:
+                msgspec.convert({"payload": payload}, holder)
+            except msgspec.ValidationError as exc:
+                raise PayloadError(f"{exc} (schema version {version})") from exc
+        upcaster = UPCASTERS.get((event_type, version))
+        if upcaster is not None:
+            payload = upcaster(payload)
+
+
+def upcast_proposal(event: ProposedEvent, *, strict: bool = False) -> ProposedEvent:
+    """Return the proposal in the current layout; a current or newer one is returned unchanged.
+
+    With `strict`, an older payload must match its version's layout, or
+    PayloadError is raised. Ingestion is strict. Readers of stored proposals
+    are not, so a proposal stored before the check still reads.
+    """
     if event.schema_version >= SCHEMA_VERSION:
         return event
+    if strict:
+        check_legacy_payload(event.type, event.payload, event.schema_version)
     payload = upcast_payload(event.type, event.payload, event.schema_version)
     return msgspec.structs.replace(event, payload=payload, schema_version=SCHEMA_VERSION)
 

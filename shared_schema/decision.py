@@ -82,6 +82,15 @@ def _result(
     )
 
 
+def reject_invalid_payload(event: ProposedEvent, actor: Actor, state: WorkOrderState | None, detail: str) -> Arbitration:
+    """Build the `invalid_payload` rejection of a payload that failed a check made before `decide`.
+
+    The server uses it for an older event whose payload does not match the
+    layout of its `schema_version`.
+    """
+    return _result(ReasonCode.INVALID_PAYLOAD, event, actor, state, detail=detail)
+
+
 def _stale_reason(event: ProposedEvent, actor: Actor, state: WorkOrderState) -> ReasonCode | None:
     """Name the change made after the device's `base_version`, if one explains a conflict.
 

@@ -42,6 +42,8 @@ SIGNAL_STATUS: dict[SyncSignal, int] = {
 }
 
 # Sentence templates, with the placeholders {version}, {supported}, {cursor} and {head}.
+# The sentence of UNSUPPORTED_PROTOCOL_VERSION is for a client older than the
+# server; PROTOCOL_NEWER_SENTENCE is for a client newer than the server.
 SIGNAL_SENTENCES: dict[SyncSignal, str] = {
     SyncSignal.UNSUPPORTED_PROTOCOL_VERSION: (
         "Protocol version {version} is not supported by this server, which supports {supported}. "
@@ -56,3 +58,9 @@ SIGNAL_SENTENCES: dict[SyncSignal, str] = {
         "from backup. Drop the confirmed copy of the orders, pull again from 0 and push pending events again."
     ),
 }
+
+PROTOCOL_NEWER_SENTENCE = (
+    "Protocol version {version} is newer than this server, which speaks protocol {supported}. "
+    "The server needs an update, or use an app that speaks protocol {supported}; "
+    "events recorded meanwhile stay on the device."
+)

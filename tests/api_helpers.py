@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 from conftest import LiveServer
 
+from server.upcasting import LEGACY_PAYLOADS
+from shared_schema import SCHEMA_VERSION
+
 DEVICE = "tablet-1"
 
 # httpx builds a new SSL context for every client, about 0.1 s each. The tests
@@ -53,7 +56,12 @@ def event(
     payload: dict[str, Any] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Build one proposed event with a fresh client_event_id, where `fields` override envelope fields."""
+    """Build one proposed event with a fresh client_event_id, where `fields` override envelope fields.
+
+    The payload is taken to be in the current layout. An event type whose
+    layout changed since version 1 gets the current `schema_version`, and
+    every other type is sent without the field, as a legacy client sends it.
+    """
     body: dict[str, Any] = {
         "client_event_id": str(uuid.uuid4()),
         "work_order_id": work_order_id,
@@ -63,6 +71,8 @@ def event(
         "base_version": base_version,
         "device_id": DEVICE,
     }
+    if any(legacy_type == event_type for legacy_type, _ in LEGACY_PAYLOADS):
+        body["schema_version"] = SCHEMA_VERSION
     body.update(fields)
     return body
 

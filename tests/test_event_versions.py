@@ -9,6 +9,7 @@ import pytest
 from api_helpers import Clients, all_changes, create_assigned, event, post_batch, timeline
 from test_projections import PROJECTIONS, csdp, fetch_value
 
+import server.api.protocol
 import server.store.postgres
 import server.store.sqlite
 from server.upcasting import UPCASTERS, upcast_payload
@@ -35,7 +36,9 @@ def in_progress_order(clients: Clients, work_order_id: str = "wo-1") -> int:
 
 def checklist_v1(work_order_id: str, base_version: int, checked: object = True) -> dict:
     """A checklist event as a client written for schema version 1 sends it: no schema_version, a `checked` flag."""
-    return event(work_order_id, "checklist_updated", base_version, {"item": "guards refitted", "checked": checked})
+    body = event(work_order_id, "checklist_updated", base_version, {"item": "guards refitted", "checked": checked})
+    del body["schema_version"]
+    return body
 
 
 # -- protocol version header ------------------------------------------------------
@@ -50,8 +53,8 @@ def test_protocol_header_supported(clients, value):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("value", ["2", "0", "-1", "abc", "", "1.0"])
-def test_protocol_header_unsupported(clients, value):
+@pytest.mark.parametrize("value", ["2", "02", "99999999999999999999"])
+def test_protocol_header_newer_than_server(clients, value):
     engineer = clients("engineer", "e-17")
 
     response = engineer.post(
@@ -65,7 +68,47 @@ def test_protocol_header_unsupported(clients, value):
     assert body["field"] == f"header {PROTOCOL_HEADER}"
     assert body["value"] == value
     assert body["supported"] == [1]
+    assert "server needs an update" in body["message"]
+    assert "Update the app" not in body["message"]
+
+
+def test_protocol_header_older_than_server(clients, monkeypatch):
+    monkeypatch.setattr(server.api.protocol, "SUPPORTED_PROTOCOL_VERSIONS", frozenset({2, 3}))
+    engineer = clients("engineer", "e-17")
+
+    response = engineer.get("/v1/sync/changes", headers={PROTOCOL_HEADER: "1"})
+
+    assert response.status_code == 426
+    body = response.json()
+    assert body["supported"] == [2, 3]
     assert "Update the app" in body["message"]
+    assert "server needs an update" not in body["message"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "", "1.0", "1, 2", "+1", "1" * 4001])
+def test_protocol_header_malformed(clients, value):
+    engineer = clients("engineer", "e-17")
+
+    response = engineer.post(
+        "/v1/events", json={"events": [event("wo-1", "accepted", 2)]}, headers={PROTOCOL_HEADER: value}
+    )
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "invalid_field"
+    assert body["field"] == f"header {PROTOCOL_HEADER}"
+    assert PROTOCOL_HEADER in body["message"]
+
+
+@pytest.mark.parametrize(("values", "status"), [(["1", "2"], 422), (["1", "01"], 200), (["1", "1"], 200)])
+def test_protocol_header_repeated(clients, values, status):
+    engineer = clients("engineer", "e-17")
+
+    response = engineer.get("/v1/sync/changes", headers=[(PROTOCOL_HEADER, value) for value in values])
+
+    assert response.status_code == status
+    if status == 422:
+        assert response.json()["field"] == f"header {PROTOCOL_HEADER}"
 
 
 def test_protocol_header_checked_before_token(clients):
@@ -172,12 +215,34 @@ def test_payload_wrong_for_its_version_rejected(clients, schema_version, payload
     assert "$.payload" in decision["message"]
 
 
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"item": "belt", "status": "done"}, "unknown field `status` - at `$.payload`"),
+        ({"item": "belt", "checked": "yes"}, "Expected `bool`, got `str` - at `$.payload.checked`"),
+        ({"item": "belt", "checked": True, "status": "done"}, "unknown field `status`"),
+    ],
+)
+def test_older_event_checked_in_its_layout(clients, payload, expected):
+    version = in_progress_order(clients)
+    engineer = clients("engineer", "e-17")
+
+    [decision] = post_batch(engineer, [event("wo-1", "checklist_updated", version, payload, schema_version=1)])
+
+    assert decision["status"] == "REJECTED"
+    assert decision["reason_code"] == "invalid_payload"
+    assert expected in decision["message"]
+    assert "schema version 1" in decision["message"]
+
+
 def test_stored_older_event_read_and_replayed(clients, live_server, monkeypatch):
     """An event that a server of schema version 1 stored is upcast when the feed reads it and when projections replay it."""
     version = in_progress_order(clients)
     engineer = clients("engineer", "e-17")
     write_as_schema_1(monkeypatch)
-    old = event("wo-1", "checklist_updated", version, {"item": "guards refitted", "status": "done"})
+    old = event(
+        "wo-1", "checklist_updated", version, {"item": "guards refitted", "status": "done"}, schema_version=SCHEMA_VERSION
+    )
 
     [decision] = post_batch(engineer, [old])
     monkeypatch.undo()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,49 @@ def test_example_var_dir_without_key(tmp_path, capsys):
 
     assert exited.value.code == 2
     assert "has no dev-jwt-key" in capsys.readouterr().err
+
+
+def closed_port() -> int:
+    """Return a loopback port that nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_example_unreachable_server(live_server, tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}"
+
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--server-url", url, "--var-dir", str(live_server.settings.var_dir), "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: the server at {url} is not reachable")
+    assert line.endswith("start it or check --server-url")
+
+
+def test_example_url_not_a_server(live_server, tmp_path, capsys):
+    example = load_example()
+    url = f"{live_server.base_url}/not-the-api"
+
+    code = example.main(["--server-url", url, "--var-dir", str(live_server.settings.var_dir), "--workdir", str(tmp_path)])
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert line.startswith(f"error: the server at {url} rejected a request")
+    assert "404" in line
+
+
+def test_example_url_without_scheme(live_server, capsys):
+    example = load_example()
+
+    with pytest.raises(SystemExit) as exited:
+        example.main(["--server-url", "127.0.0.1:9", "--var-dir", str(live_server.settings.var_dir)])
+
+    assert exited.value.code == 2
+    assert "must start with http:// or https://" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from api_helpers import assigned, created, post_batch
 from conftest import LiveServer, start_server, stop_server
 from sdk_helpers import ENGINEER, ORDER, FaultTransport, Tablets, server_events
 
+from client_sdk import InvalidEvent
 from client_sdk.attachments import BlobState, record_attachment, record_signature
 from server.config import Settings
 
@@ -321,6 +322,27 @@ def test_event_with_unqueued_hash_sent_at_once(blob_demo_server, tablets):
 # -- adding blobs ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "content_type", ["not a type", "text/plain; charset=utf-8", "", "image", "image/", "/jpeg", "x" * 130 + "/y"]
+)
+def test_invalid_media_type_not_recorded(blob_demo_server, tablets, content_type):
+    tablet = tablets.open()
+    tablet.sync()
+
+    with pytest.raises(InvalidEvent) as raised:
+        record_attachment(tablet, ORDER, b"abc", content_type=content_type)
+    with pytest.raises(InvalidEvent):
+        record_signature(tablet, ORDER, b"abc", signer_name="R. Meyer", content_type=content_type)
+
+    assert raised.value.field == "content_type"
+    assert "media type" in str(raised.value)
+    assert tablet.attachments.blobs() == []
+    assert tablet.outbox() == []
+    # Nothing is held, so a later event of the same order goes at once.
+    tablet.record(ORDER, "accepted")
+    assert tablet.sync().accepted == 1
+
+
 def test_same_content_queued_once(tablets, tmp_path):
     tablet = tablets.open()
     source = tmp_path / "photo.jpg"
@@ -380,8 +402,11 @@ def test_deleted_local_copy_marks_blob_failed(tablets):
 
 
 def test_invalid_media_type_marks_blob_failed(tablets):
+    """A blob queued by an SDK version without the media type check fails at upload with the server's 422."""
     tablet = tablets.open()
-    blob = tablet.attachments.add(b"typed wrongly", kind="document", content_type="not a media type")
+    blob = tablet.attachments.add(b"typed wrongly", kind="document", content_type="text/plain")
+    with tablet.store.transaction() as db:
+        db.execute("UPDATE attachment_uploads SET content_type = ? WHERE sha256 = ?", ["not a media type", blob.sha256])
 
     report = tablet.attachments.upload_due()
 

@@ -319,23 +319,21 @@ class TestSmallBatchLimit:
     def settings(self, tmp_path):
         return Settings(var_dir=tmp_path / "var", max_batch_events=2)
 
-    def test_oversized_batch_not_retried(self, demo_server, tablets):
+    def test_oversized_batch_split(self, demo_server, tablets):
         transport = FaultTransport()
         sleep = SleepRecorder()
         client = tablets.open(transport=transport, sleep=sleep, batch_size=3)
         client.sync()
         record_flow(client, event_types=("accepted", "travel_started", "arrived"))
 
-        with pytest.raises(RequestRejected) as caught:
-            client.sync()
+        report = client.sync()
 
-        assert caught.value.status_code == 413
-        assert len(transport.requests("POST", "/v1/events")) == 1
+        # The batch of 3 gets 413; the SDK halves it to 1 and sends the events one by one, without waiting.
+        assert len(transport.requests("POST", "/v1/events")) == 4
         assert sleep.waits == []
-        assert client.pending_count() == 3
-        client.close()
-        smaller = tablets.open(batch_size=2)
-        assert smaller.sync().accepted == 3
+        assert report.accepted == 3
+        assert report.rejected_locally == 0
+        assert client.pending_count() == 0
 
 
 # -- recording while a push is in flight ----------------------------------------

@@ -161,12 +161,14 @@ def test_unsupported_protocol_keeps_queue(restartable, tablets, monkeypatch):
     entries = record_flow(client, event_types=("accepted", "travel_started"))
     monkeypatch.setattr(client_sdk.version, "PROTOCOL_VERSION", 2)
 
-    with pytest.raises(UpgradeRequired, match="Update the app"):
+    # This SDK is newer than the server, so the message asks for a server update.
+    with pytest.raises(UpgradeRequired, match="The server needs an update"):
         client.sync()
 
     status = client.status()
     assert status.activity is Activity.BLOCKED
-    assert "Protocol version 2 is not supported" in status.blocked_reason
+    assert "Protocol version 2 is newer than this server" in status.blocked_reason
+    assert "Update the app" not in status.blocked_reason
     assert status.pending_count == 2
     assert [entry.event for entry in client.pending()] == [entry.event for entry in entries]
     sent = len(transport.sent)

@@ -40,6 +40,7 @@ from shared_schema.protocol import (
     CURSOR_HEADER,
     EPOCH_HEADER,
     PROTOCOL_HEADER,
+    PROTOCOL_NEWER_SENTENCE,
     PROTOCOL_VERSION,
     SDK_HEADER,
     SIGNAL_SENTENCES,
@@ -120,6 +121,8 @@ def protocol_document() -> dict[str, Any]:
             {"reason": signal.value, "http_status": SIGNAL_STATUS[signal], "sentence": SIGNAL_SENTENCES[signal]}
             for signal in SyncSignal
         ],
+        # The 426 sentence above is for a client older than the server; this one is for a newer client.
+        "newer_protocol_sentence": PROTOCOL_NEWER_SENTENCE,
     }
 
 
