@@ -58,6 +58,7 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
     "blobs.upload_chunk": ALL_ROLES,
     # Engineers download only blobs they uploaded or that their orders reference (server/api/blobs.py).
     "blobs.get": ALL_ROLES,
+    "blobs.head": ALL_ROLES,
     "live.stream": ALL_ROLES,
     "live.stream_ws": ALL_ROLES,
     # Operations figures; a scraper may use CSDP_METRICS_TOKEN instead of an admin token.
