@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -720,3 +723,26 @@ def test_engineer_gets_403_not_304_for_blob_of_others(clients):
     response = engineer(clients).get(f"/v1/blobs/{sha256}", headers={"If-None-Match": f'"{sha256}"'})
 
     assert response.status_code == 403
+
+
+def test_serve_with_missing_bucket_prints_one_error(tmp_path, seaweed_s3):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CSDP_")}
+    env.update(
+        CSDP_VAR_DIR=str(tmp_path / "var"),
+        CSDP_BLOB_BACKEND="s3",
+        CSDP_BLOB_S3_BUCKET="missing-bucket",
+        CSDP_BLOB_S3_ENDPOINT_URL=seaweed_s3.endpoint_url,
+        CSDP_BLOB_S3_ACCESS_KEY_ID=seaweed_s3.access_key_id,
+        CSDP_BLOB_S3_SECRET_ACCESS_KEY=seaweed_s3.secret_access_key,
+    )
+    csdp = Path(sys.executable).parent / "csdp"
+
+    result = subprocess.run(
+        [str(csdp), "serve", "--port", "1"], env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode != 0
+    assert "'missing-bucket'" in result.stderr
+    assert "CSDP_BLOB_S3_BUCKET" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "ExceptionGroup" not in result.stderr + result.stdout
