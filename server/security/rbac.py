@@ -135,7 +135,13 @@ async def _authorize(connection: ASGIConnection, route_handler: BaseRouteHandler
     try:
         actor: Actor = await app_state.verifier.verify(credentials_of(connection, name))
     except AuthenticationError as exc:
-        raise Unauthenticated(exc.message, reason=exc.reason) from None
+        message = exc.message
+        if exc.reason == "missing_token" and name in QUERY_TOKEN_ENDPOINTS:
+            message = (
+                "missing token; send 'Authorization: Bearer <token>' or, where the client cannot set headers "
+                "(EventSource, WebSocket), the access_token query parameter"
+            )
+        raise Unauthenticated(message, reason=exc.reason) from None
     except AuthorizationError as exc:
         raise Forbidden(exc.message, reason=exc.reason) from None
     except KeysUnavailable as exc:
