@@ -70,6 +70,7 @@ PUBLIC_CALLS = {
     "board.page": "/board",
     "board.script": "/board/board.js",
     "board.style": "/board/board.css",
+    "board.icon": "/board/favicon.svg",
 }
 
 

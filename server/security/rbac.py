@@ -29,7 +29,7 @@ OFFICE_ROLES = frozenset({Role.DISPATCHER, Role.MANAGER, Role.ADMIN})
 
 # Routes anyone may call without a token: probes, the published contract and
 # the static files of the dispatcher board, which hold no data.
-PUBLIC_ENDPOINTS = frozenset({"health", "ready", "schema.transitions", "board.page", "board.script", "board.style"})
+PUBLIC_ENDPOINTS = frozenset({"health", "ready", "schema.transitions", "board.page", "board.script", "board.style", "board.icon"})
 # Litestar's own routes, which carry no data: the OpenAPI document under /schema
 # and the automatic OPTIONS responses.
 PUBLIC_PATH_PREFIX = "/schema"
