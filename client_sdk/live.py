@@ -88,6 +88,7 @@ class LiveSubscription:
         *,
         on_pull: Callable[[int], None] | None = None,
         read_timeout: float = 45.0,
+        heartbeat_seconds: float = 15.0,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         http: httpx.Client | None = None,
@@ -95,12 +96,20 @@ class LiveSubscription:
         """Follow the stream of `client`'s server with its token.
 
         `on_pull` is called in the subscription's thread with the number of
-        events each pull fetched. `read_timeout` must exceed the server's
-        heartbeat interval (15 s by default), because a stream silent for that
-        long counts as dropped.
+        events each pull fetched. A stream silent for `read_timeout` seconds
+        counts as dropped and is reopened. `heartbeat_seconds` is the server's
+        CSDP_LIVE_HEARTBEAT_SECONDS, which the SDK cannot read, and
+        `read_timeout` must be at least twice it, so one late heartbeat does
+        not drop the stream.
         """
-        if read_timeout <= 0:
-            raise ValueError(f"read_timeout must be more than 0 seconds, got {read_timeout}")
+        if not 0.1 <= heartbeat_seconds <= 3600:
+            raise ValueError(f"heartbeat_seconds must be from 0.1 to 3600, as on the server, got {heartbeat_seconds}")
+        if read_timeout < 2 * heartbeat_seconds:
+            raise ValueError(
+                f"read_timeout must be at least twice the server's heartbeat of {heartbeat_seconds:g} s, "
+                f"so at least {2 * heartbeat_seconds:g} s, got {read_timeout}; if the server sends heartbeats "
+                "more often (CSDP_LIVE_HEARTBEAT_SECONDS), pass that value as heartbeat_seconds"
+            )
         if initial_backoff < 0 or max_backoff < initial_backoff:
             raise ValueError(
                 f"backoff must satisfy 0 <= initial_backoff <= max_backoff, got {initial_backoff} and {max_backoff}"

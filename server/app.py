@@ -181,6 +181,6 @@ def create_app(
     app.state.sla_clock = sla_clock
     app.state.metrics = server_metrics
     app.state.tracing = tracing
-    app.state.readiness = ReadinessChecker(store, projector, sla_clock)
+    app.state.readiness = ReadinessChecker(store, projector, sla_clock, blob_store=blob_store)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     return app

@@ -91,6 +91,7 @@ def serve(
         click.echo(warning, err=True)
         structlog.get_logger("csdp.security").warning("dev_auth_on_network", host=host, message=warning)
     _check_store(settings)
+    _check_blob_store(settings)
     try:
         app = create_app(settings, demo=demo)
     except ConfigError as exc:
@@ -114,6 +115,25 @@ def _check_store(settings: Settings) -> None:
     try:
         asyncio.run(probe())
     except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _check_blob_store(settings: Settings) -> None:
+    """Open and close the blob store once, so a missing bucket or folder stops the start with one line.
+
+    The app's start-up opens it again; a failure there still stops the server, but uvicorn then
+    prints the traceback of its lifespan task as well.
+    """
+    from .blobs import BlobStoreError, create_blob_store
+
+    async def probe() -> None:
+        blob_store = create_blob_store(settings)
+        await blob_store.open()
+        await blob_store.close()
+
+    try:
+        asyncio.run(probe())
+    except (BlobStoreError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -47,6 +47,8 @@ class SeaweedServer:
         self.secret_access_key = SECRET_KEY
         self.log_path = folder / "weed.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._ports: dict[str, int] | None = None
+        self._grpc_ports: dict[str, int] | None = None
 
     def start(self) -> None:
         data = self.folder / "data"
@@ -59,8 +61,11 @@ class SeaweedServer:
         }
         config.write_text(json.dumps({"identities": [identity]}))
 
-        ports = {name: free_port() for name in ("master", "volume", "filer", "s3", "iam")}
-        grpc = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+        # A restart reuses the ports and the data folder, so clients keep the endpoint and the bucket stays.
+        if self._ports is None or self._grpc_ports is None:
+            self._ports = {name: free_port() for name in ("master", "volume", "filer", "s3", "iam")}
+            self._grpc_ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+        ports, grpc = self._ports, self._grpc_ports
         command = [
             weed_binary(), "server",
             "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",

@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -631,3 +634,115 @@ def test_s3_backend_with_missing_bucket_fails_start(settings, seaweed_s3):
 
     with pytest.raises(RuntimeError, match="did not start"):
         start_server(broken)
+
+
+# -- download headers ----------------------------------------------------------------
+
+
+def test_declaration_with_other_media_type_conflicts(clients):
+    http = clients("dispatcher", "d-1")
+    content = b"typed content"
+    declare(http, content, "text/plain")
+
+    same = declare(http, content, "TEXT/Plain")
+    other = declare(http, content, "image/jpeg")
+
+    assert same.status_code == 200
+    assert other.status_code == 409
+    assert other.json()["reason"] == "content_type_conflict"
+    assert other.json()["field"] == "$.content_type"
+    assert "text/plain" in other.json()["message"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "text/csv", "application/json"])
+def test_download_sends_declared_media_type(clients, content_type):
+    http = clients("dispatcher", "d-1")
+    sha256 = upload(http, f"notes as {content_type}".encode(), content_type)
+
+    response = http.get(f"/v1/blobs/{sha256}")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+
+
+def test_head_returns_headers_without_body(clients):
+    http = clients("dispatcher", "d-1")
+    content = b"head of a photo"
+    sha256 = upload(http, content)
+
+    response = http.head(f"/v1/blobs/{sha256}")
+
+    assert response.status_code == 200, response.headers
+    assert response.content == b""
+    assert response.headers["content-length"] == str(len(content))
+    assert response.headers["content-type"] == "image/jpeg"
+    assert response.headers["etag"] == f'"{sha256}"'
+
+
+def test_head_applies_engineer_scope(clients):
+    sha256 = upload(engineer(clients, OTHER_ENGINEER), b"their head photo")
+
+    denied = engineer(clients).head(f"/v1/blobs/{sha256}")
+    missing = clients("dispatcher", "d-1").head(f"/v1/blobs/{'e' * 64}")
+    invalid = clients("dispatcher", "d-1").head("/v1/blobs/XYZ")
+    anonymous = clients.anonymous().head(f"/v1/blobs/{sha256}")
+
+    assert denied.status_code == 403
+    assert missing.status_code == 404
+    assert invalid.status_code == 422
+    assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("if_none_match", ['"{sha}"', 'W/"{sha}"', '"other", "{sha}"', "*"])
+def test_matching_etag_returns_304(clients, method, if_none_match):
+    http = clients("dispatcher", "d-1")
+    sha256 = upload(http, f"cached photo {method} {if_none_match}".encode())
+
+    response = http.request(method, f"/v1/blobs/{sha256}", headers={"If-None-Match": if_none_match.format(sha=sha256)})
+
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response.headers["etag"] == f'"{sha256}"'
+
+
+def test_other_etag_returns_body(clients):
+    http = clients("dispatcher", "d-1")
+    content = b"changed photo"
+    sha256 = upload(http, content)
+
+    response = http.get(f"/v1/blobs/{sha256}", headers={"If-None-Match": f'"{"0" * 64}"'})
+
+    assert response.status_code == 200
+    assert response.content == content
+
+
+def test_engineer_gets_403_not_304_for_blob_of_others(clients):
+    sha256 = upload(engineer(clients, OTHER_ENGINEER), b"their cached photo")
+
+    response = engineer(clients).get(f"/v1/blobs/{sha256}", headers={"If-None-Match": f'"{sha256}"'})
+
+    assert response.status_code == 403
+
+
+def test_serve_with_missing_bucket_prints_one_error(tmp_path, seaweed_s3):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CSDP_")}
+    env.update(
+        CSDP_VAR_DIR=str(tmp_path / "var"),
+        CSDP_BLOB_BACKEND="s3",
+        CSDP_BLOB_S3_BUCKET="missing-bucket",
+        CSDP_BLOB_S3_ENDPOINT_URL=seaweed_s3.endpoint_url,
+        CSDP_BLOB_S3_ACCESS_KEY_ID=seaweed_s3.access_key_id,
+        CSDP_BLOB_S3_SECRET_ACCESS_KEY=seaweed_s3.secret_access_key,
+    )
+    csdp = Path(sys.executable).parent / "csdp"
+
+    result = subprocess.run(
+        [str(csdp), "serve", "--port", "1"], env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode != 0
+    assert "'missing-bucket'" in result.stderr
+    assert "CSDP_BLOB_S3_BUCKET" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "ExceptionGroup" not in result.stderr + result.stdout

@@ -156,16 +156,47 @@ def test_board_without_token_asks_for_one(page, live_server):
 
 
 def test_board_with_engineer_token_shows_error(page, live_server):
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     token = live_server.token("engineer", "e-17")
     page.goto(f"{live_server.base_url}/board#access_token={token}")
 
     page.wait_for_selector("#error:has-text('role engineer may not call')", timeout=UI_TIMEOUT_MS)
     # The token left the address bar, so it is not kept in the history.
     assert "access_token" not in page.url
+    assert "needs the token of a dispatcher, manager or admin" in page.locator("#error").inner_text()
+    badge = page.locator("#connection")
+    assert badge.inner_text() == "no access"
+    # The stream would accept the engineer's token; the page must not open it and claim "live".
+    page.wait_for_timeout(1000)
+    assert badge.inner_text() == "no access"
+    assert not any("/v1/stream" in url for url in requested)
+
+
+def test_board_with_bad_token_shows_no_access(page, live_server):
+    page.goto(f"{live_server.base_url}/board#access_token=not-a-jwt")
+
+    page.wait_for_selector("#connection:has-text('no access')", timeout=UI_TIMEOUT_MS)
+    assert "needs the token of a dispatcher, manager or admin" in page.locator("#error").inner_text()
+
+
+def test_board_console_has_no_errors(page, live_server):
+    failures: list[str] = []
+    page.on("console", lambda message: failures.append(message.text) if message.type == "error" else None)
+    page.on("response", lambda response: failures.append(f"{response.status} {response.url}") if response.status >= 400 else None)
+    icon_statuses: list[int] = []
+    page.on("response", lambda response: icon_statuses.append(response.status) if response.url.endswith("/favicon.svg") else None)
+
+    open_board(page, live_server)
+    page.wait_for_selector("#connection:has-text('live')", timeout=UI_TIMEOUT_MS)
+    page.wait_for_timeout(1000)
+
+    assert failures == []
+    assert icon_statuses == [200]
 
 
 def test_board_files_need_no_token(live_server):
-    for path, media_type in (("/board", "text/html"), ("/board/board.js", "text/javascript"), ("/board/board.css", "text/css")):
+    for path, media_type in (("/board", "text/html"), ("/board/board.js", "text/javascript"), ("/board/board.css", "text/css"), ("/board/favicon.svg", "image/svg+xml")):
         response = httpx.get(live_server.base_url + path)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith(media_type)

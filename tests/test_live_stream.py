@@ -190,6 +190,74 @@ def test_engineer_may_not_follow_other_engineer(live):
     assert reader.error_body["field"] == "engineer_id"
 
 
+@pytest.mark.parametrize("work_order_id", ["wo-other", "wo-missing"])
+def test_engineer_may_not_follow_order_of_others(live, work_order_id):
+    with office(live) as http:
+        create_assigned(http, "wo-other", "e-2")
+    reader = SseReader(
+        live.base_url, headers=bearer(live.token("engineer", "e-1")), params={"work_order_id": work_order_id}
+    ).start()
+    reader.close()
+    pull = httpx.get(
+        f"{live.base_url}/v1/work-orders/{work_order_id}", headers=bearer(live.token("engineer", "e-1")), timeout=30
+    )
+
+    assert reader.status_code == 403
+    assert reader.error_body["reason"] == "not_assigned"
+    assert reader.error_body["field"] == "work_order_id"
+    assert reader.error_body["value"] == work_order_id
+    assert pull.status_code == 403
+    assert pull.json()["reason"] == "not_assigned"
+
+
+def test_engineer_follows_own_order(live):
+    engineer_token = live.token("engineer", "e-1")
+    with office(live) as http:
+        create_assigned(http, "wo-mine", "e-1")
+        with SseReader(
+            live.base_url, headers=bearer(engineer_token), params={"work_order_id": "wo-mine"}
+        ) as reader:
+            post_batch(http, [note("wo-mine", 2)])
+            change = reader.changes(1)[0]
+
+    assert reader.status_code == 200
+    assert change["work_order_id"] == "wo-mine"
+
+
+def test_office_follows_any_order(live):
+    with office(live) as http:
+        create_assigned(http, "wo-other", "e-2")
+        with SseReader(live.base_url, headers=bearer(live.token("manager", "m-1")), params={"work_order_id": "wo-other"}) as reader:
+            post_batch(http, [note("wo-other", 2)])
+            change = reader.changes(1)[0]
+
+    assert change["work_order_id"] == "wo-other"
+
+
+def test_websocket_engineer_order_of_others_closes(live):
+    with office(live) as http:
+        create_assigned(http, "wo-other", "e-2")
+    token = live.token("engineer", "e-1")
+    with ws_client.connect(ws_url(live, "work_order_id=wo-other"), additional_headers=bearer(token), open_timeout=10) as socket:
+        error = json.loads(socket.recv(timeout=5))
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=5)
+
+    assert error["reason"] == "not_assigned"
+    assert error["field"] == "work_order_id"
+    assert closed.value.rcvd.code == 4403
+
+
+def test_missing_token_message_names_query_parameter(live):
+    reader = SseReader(live.base_url).start()
+    reader.close()
+    pull = httpx.get(live.base_url + "/v1/sync/changes", timeout=30)
+
+    assert reader.status_code == 401
+    assert "access_token" in reader.error_body["message"]
+    assert "access_token" not in pull.json()["message"]
+
+
 def test_access_token_query_parameter(live):
     with office(live) as http, SseReader(live.base_url, params={"access_token": live.token("dispatcher", "d-1")}) as reader:
         post_batch(http, [created("wo-1")])

@@ -199,12 +199,45 @@ def test_unreachable_server_is_retried(tablets, tmp_path):
 
 @pytest.mark.parametrize(
     "options",
-    [{"read_timeout": 0}, {"initial_backoff": -1}, {"initial_backoff": 5, "max_backoff": 1}],
-    ids=["read-timeout-zero", "backoff-negative", "backoff-above-maximum"],
+    [
+        {"read_timeout": 0},
+        {"read_timeout": 5},
+        {"read_timeout": 29.9},
+        {"read_timeout": 1, "heartbeat_seconds": 0.6},
+        {"heartbeat_seconds": 0},
+        {"heartbeat_seconds": 3601, "read_timeout": 10_000},
+        {"initial_backoff": -1},
+        {"initial_backoff": 5, "max_backoff": 1},
+    ],
+    ids=[
+        "read-timeout-zero",
+        "read-timeout-below-heartbeat",
+        "read-timeout-below-two-heartbeats",
+        "read-timeout-below-two-short-heartbeats",
+        "heartbeat-zero",
+        "heartbeat-above-maximum",
+        "backoff-negative",
+        "backoff-above-maximum",
+    ],
 )
 def test_subscription_rejects_bad_options(tablets, options):
     with pytest.raises(ValueError):
         LiveSubscription(tablets.open(), **options)
+
+
+def test_read_timeout_error_names_heartbeat(tablets):
+    with pytest.raises(ValueError) as error:
+        LiveSubscription(tablets.open(), read_timeout=5)
+
+    assert "at least 30 s" in str(error.value)
+    assert "heartbeat_seconds" in str(error.value)
+
+
+@pytest.mark.parametrize(("read_timeout", "heartbeat_seconds"), [(30, 15.0), (1, 0.5), (0.2, 0.1)])
+def test_read_timeout_of_two_heartbeats_accepted(tablets, read_timeout, heartbeat_seconds):
+    subscription = LiveSubscription(tablets.open(), read_timeout=read_timeout, heartbeat_seconds=heartbeat_seconds)
+
+    assert subscription.connects == 0
 
 
 def test_subscription_start_twice(live, tablets):

@@ -56,6 +56,7 @@ ENDPOINT_CALLS = {
     "blobs.upload_status": ("GET", f"/v1/blobs/{BLOB_SHA256}/upload"),
     "blobs.upload_chunk": ("PATCH", f"/v1/blobs/{BLOB_SHA256}/upload"),
     "blobs.get": ("GET", f"/v1/blobs/{BLOB_SHA256}"),
+    "blobs.head": ("HEAD", f"/v1/blobs/{BLOB_SHA256}"),
     "live.stream": ("GET", "/v1/stream"),
     "live.stream_ws": ("WEBSOCKET", "/v1/stream/ws"),
     "metrics": ("GET", "/metrics"),
@@ -69,6 +70,7 @@ PUBLIC_CALLS = {
     "board.page": "/board",
     "board.script": "/board/board.js",
     "board.style": "/board/board.css",
+    "board.icon": "/board/favicon.svg",
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from litestar import Request, get, patch, post
+from litestar import Request, Response, get, head, patch, post
 from litestar.params import FromPath
 from litestar.response import Stream
 
@@ -135,6 +135,14 @@ async def create_blob_upload(request: Request, actor: CurrentActor) -> BlobUploa
             value=upload.size_bytes,
             reason="size_conflict",
         )
+    if record.content_type != declared.content_type:
+        raise Conflict(
+            f"blob {upload.sha256} was declared with the media type {record.content_type!r}, "
+            f"not {declared.content_type!r}; one content has one media type, so declare it as {record.content_type!r}",
+            field="$.content_type",
+            value=upload.content_type,
+            reason="content_type_conflict",
+        )
     status = await _status(request, record)
     log.info(
         "blob_upload_declared",
@@ -237,9 +245,8 @@ async def _check_download_scope(request: Request, actor: Actor, sha256: str) -> 
     )
 
 
-@get("/v1/blobs/{sha256:str}", name="blobs.get")
-async def get_blob(request: Request, actor: CurrentActor, sha256: FromPath[str]) -> Stream:
-    """Stream a stored blob with its declared media type. Engineers get only their own and their orders' blobs."""
+async def _download_headers(request: Request, actor: Actor, sha256: str) -> dict[str, str]:
+    """Check the scope and that the blob is stored, and return the headers of its download."""
     check_query_names(request, set())
     checked_sha256(sha256)
     await _check_download_scope(request, actor, sha256)
@@ -264,7 +271,9 @@ async def get_blob(request: Request, actor: CurrentActor, sha256: FromPath[str])
         log.error("blob_missing_from_store", sha256=sha256, store=blob_store.description, correlation_id=_correlation(request))
         raise ServiceUnavailable("the blob is recorded but missing from the blob store; it was logged", retry_after=60)
 
-    headers: dict[str, Any] = {
+    return {
+        # Set here, not through media_type, because Litestar appends "; charset=utf-8" to a text/* media type.
+        "Content-Type": record.content_type,
         "Content-Length": str(size),
         "ETag": f'"{sha256}"',
         "Cache-Control": "private, max-age=31536000, immutable",
@@ -273,7 +282,50 @@ async def get_blob(request: Request, actor: CurrentActor, sha256: FromPath[str])
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "sandbox",
     }
-    return Stream(blob_store.read_chunks(sha256), media_type=record.content_type, headers=headers)
 
 
-ROUTES = [create_blob_upload, get_blob_upload, patch_blob_upload, get_blob]
+def _matches_etag(request: Request, sha256: str) -> bool:
+    """Return True when If-None-Match lists the blob's ETag (weak or strong) or is `*`."""
+    raw = request.headers.get("if-none-match")
+    if raw is None:
+        return False
+    for tag in raw.split(","):
+        tag = tag.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag in ("*", f'"{sha256}"'):
+            return True
+    return False
+
+
+def _not_modified(headers: dict[str, str]) -> Response[None]:
+    # A 304 carries the validators and caching headers of the 200 it stands for, but no body or length.
+    kept = {name: value for name, value in headers.items() if name in ("ETag", "Cache-Control")}
+    return Response(content=None, status_code=304, headers=kept)
+
+
+@get("/v1/blobs/{sha256:str}", name="blobs.get")
+async def get_blob(request: Request, actor: CurrentActor, sha256: FromPath[str]) -> Stream | Response[None]:
+    """Stream a stored blob with its declared media type. Engineers get only their own and their orders' blobs.
+
+    A request whose If-None-Match lists the blob's ETag gets 304 without a body. Range requests are not
+    supported: the whole blob is sent.
+    """
+    headers = await _download_headers(request, actor, sha256)
+    if _matches_etag(request, sha256):
+        return _not_modified(headers)
+    blob_store = uploads_of(request).blob_store
+    return Stream(blob_store.read_chunks(sha256), media_type=headers["Content-Type"], headers=headers)
+
+
+@head("/v1/blobs/{sha256:str}", name="blobs.head")
+async def head_blob(request: Request, actor: CurrentActor, sha256: FromPath[str]) -> Response[None]:
+    """Return the download's headers without the body, with the same scope and If-None-Match rules as GET."""
+    headers = await _download_headers(request, actor, sha256)
+    if _matches_etag(request, sha256):
+        return _not_modified(headers)
+    # Empty bytes, not None: Litestar cannot render None for a media type other than JSON.
+    return Response(content=b"", status_code=200, headers=headers, media_type=headers["Content-Type"])
+
+
+ROUTES = [create_blob_upload, get_blob_upload, patch_blob_upload, get_blob, head_blob]

@@ -41,4 +41,10 @@ async def board_style() -> Response[bytes]:
     return _static("board.css", "text/css; charset=utf-8")
 
 
-ROUTES = [board_page, board_script, board_style]
+@get("/board/favicon.svg", name="board.icon", include_in_schema=False)
+async def board_icon() -> Response[bytes]:
+    """Serve the page's icon, so the browser's request for one does not end in a 404."""
+    return _static("favicon.svg", "image/svg+xml")
+
+
+ROUTES = [board_page, board_script, board_style, board_icon]

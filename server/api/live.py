@@ -90,15 +90,35 @@ async def stream_request(connection: ASGIConnection, actor: Actor) -> tuple[Stre
             value=engineer_id,
             reason="not_assigned",
         )
+    work_order_id = _non_empty(connection, "work_order_id")
+    if scope is not None and work_order_id is not None:
+        await _check_order_assigned(connection, scope, work_order_id)
     return (
         StreamFilter(
             scope=scope,
             engineer_id=engineer_id,
-            work_order_id=_non_empty(connection, "work_order_id"),
+            work_order_id=work_order_id,
             kinds=_kinds(connection),
         ),
         since,
     )
+
+
+async def _check_order_assigned(connection: ASGIConnection, engineer_id: str, work_order_id: str) -> None:
+    """Raise the 403 of GET /v1/work-orders/{id} unless the order is assigned to the engineer now.
+
+    A missing order gets the same 403, so order ids cannot be probed. An order reassigned later
+    while the stream is open is filtered by the stream's engineer scope instead.
+    """
+    # No stored id contains NUL, and PostgreSQL cannot even compare text with it.
+    state = None if "\x00" in work_order_id else await store_of(connection).get_work_order(work_order_id)  # type: ignore[arg-type]
+    if state is None or state.engineer_id != engineer_id:
+        raise Forbidden(
+            f"work order {work_order_id!r} is not assigned to engineer {engineer_id}",
+            field="work_order_id",
+            value=work_order_id,
+            reason="not_assigned",
+        )
 
 
 def _non_empty(connection: ASGIConnection, name: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,10 @@ from .store import READ_CHUNK_BYTES, BlobStoreError, check_sha256
 log = structlog.get_logger("csdp.blobs")
 
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
+
+# A readiness probe waits at most this long for the bucket's HEAD, so a hung
+# endpoint makes /ready fail fast instead of stalling the load balancer.
+CHECK_TIMEOUT_SECONDS = 2.0
 
 # botocore's "standard" retry mode retries throttling and 5xx responses with
 # backoff. Three attempts keep a dead endpoint from stalling a request for long.
@@ -70,6 +75,20 @@ class S3BlobStore:
             stack, self._exit_stack = self._exit_stack, None
             self._client = None
             await stack.aclose()
+
+    async def check(self) -> None:
+        client = self._require_client()
+        try:
+            await asyncio.wait_for(client.head_bucket(Bucket=self.bucket), CHECK_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise BlobStoreError(
+                f"the bucket {self.bucket!r} at {self.endpoint_url or 'AWS'} did not answer within {CHECK_TIMEOUT_SECONDS:g} s"
+            ) from None
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise BlobStoreError(f"the bucket {self.bucket!r} at {self.endpoint_url or 'AWS'} cannot be used (S3 error {code})") from exc
+        except (botocore.exceptions.BotoCoreError, OSError) as exc:
+            raise BlobStoreError(f"the S3 endpoint {self.endpoint_url or 'AWS'} cannot be reached: {exc}") from exc
 
     def _key(self, sha256: str) -> str:
         return self.prefix + check_sha256(sha256)

@@ -35,6 +35,9 @@ class BlobStore(Protocol):
 
     async def close(self) -> None: ...
 
+    async def check(self) -> None:
+        """Check cheaply that the open store can still be written, raising BlobStoreError with the reason when not."""
+
     async def put_file(self, sha256: str, path: Path, content_type: str) -> None:
         """Store the finished file at `path` under `sha256`. The caller has verified its hash."""
 
@@ -71,6 +74,18 @@ class LocalBlobStore:
 
     async def close(self) -> None:
         return None
+
+    async def check(self) -> None:
+        def probe() -> str | None:
+            if not self.root.is_dir():
+                return f"the blob folder {self.root} does not exist"
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                return f"the blob folder {self.root} is not writable"
+            return None
+
+        problem = await asyncio.to_thread(probe)
+        if problem is not None:
+            raise BlobStoreError(problem)
 
     def _path(self, sha256: str) -> Path:
         check_sha256(sha256)

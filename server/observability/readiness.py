@@ -3,7 +3,8 @@
 A replica is ready when its store responds to a query and the schema
 version is the one this server was built for. The KPI projector's task must
 run and have made progress recently. The SLA clock job, unless switched
-off, must run and have finished a run recently. Each failing check names its cause in the
+off, must run and have finished a run recently. The blob store must be
+writable (local folder) or its bucket must answer a HEAD (S3). Each failing check names its cause in the
 503 body, so a load balancer's log tells the operator what to fix.
 """
 
@@ -15,7 +16,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from ..blobs.store import BlobStoreError
+
 if TYPE_CHECKING:
+    from ..blobs.store import BlobStore
     from ..kpi_projection.projector import KpiProjector
     from ..sla.clock_job import SlaClockJob
     from ..store import Store
@@ -30,6 +34,10 @@ DEFAULT_PROJECTOR_STALL_SECONDS = 60.0
 # intervals, and at least a minute, mark the job as stalled.
 SLA_CLOCK_MISSED_INTERVALS = 3
 MIN_SLA_CLOCK_STALL_SECONDS = 60.0
+# Probes come every few seconds from each load balancer; the blob store's
+# result is reused for this long so that /ready costs at most one S3 request
+# per interval.
+BLOB_STORE_CHECK_CACHE_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,8 +81,13 @@ class ReadinessChecker:
         sla_clock: SlaClockJob,
         *,
         projector_stall_seconds: float = DEFAULT_PROJECTOR_STALL_SECONDS,
+        blob_store: BlobStore | None = None,
+        blob_store_cache_seconds: float = BLOB_STORE_CHECK_CACHE_SECONDS,
     ) -> None:
         self.store = store
+        self.blob_store = blob_store
+        self.blob_store_cache_seconds = blob_store_cache_seconds
+        self._blob_store_result: tuple[float, Check] | None = None
         self.projector = projector
         self.sla_clock = sla_clock
         self.projector_stall_seconds = projector_stall_seconds
@@ -86,7 +99,7 @@ class ReadinessChecker:
 
     async def check(self) -> Readiness:
         database, schema, events = await self._check_store()
-        checks = (database, schema, self._check_projector(), self._check_sla_clock())
+        checks = (database, schema, self._check_projector(), self._check_sla_clock(), await self._check_blob_store())
         readiness = Readiness(checks, events)
         # Probes repeat every few seconds, so a line is logged only when the set of failing checks changes.
         failing = [check.name for check in checks if not check.ok]
@@ -116,6 +129,22 @@ class ReadinessChecker:
         else:
             detail = f"schema version {found} is ahead of this server's {expected}; upgrade this server"
         return database, Check("migrations", False, detail), events
+
+    async def _check_blob_store(self) -> Check:
+        blob_store = self.blob_store
+        if blob_store is None:
+            return Check("blob_store", True, "not checked in this process")
+        now = time.monotonic()
+        if self._blob_store_result is not None and now - self._blob_store_result[0] < self.blob_store_cache_seconds:
+            return self._blob_store_result[1]
+        try:
+            await blob_store.check()
+        except BlobStoreError as exc:
+            result = Check("blob_store", False, str(exc))
+        else:
+            result = Check("blob_store", True, blob_store.description)
+        self._blob_store_result = (now, result)
+        return result
 
     def _check_projector(self) -> Check:
         projector = self.projector

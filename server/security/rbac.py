@@ -29,7 +29,7 @@ OFFICE_ROLES = frozenset({Role.DISPATCHER, Role.MANAGER, Role.ADMIN})
 
 # Routes anyone may call without a token: probes, the published contract and
 # the static files of the dispatcher board, which hold no data.
-PUBLIC_ENDPOINTS = frozenset({"health", "ready", "schema.transitions", "board.page", "board.script", "board.style"})
+PUBLIC_ENDPOINTS = frozenset({"health", "ready", "schema.transitions", "board.page", "board.script", "board.style", "board.icon"})
 # Litestar's own routes, which carry no data: the OpenAPI document under /schema
 # and the automatic OPTIONS responses.
 PUBLIC_PATH_PREFIX = "/schema"
@@ -58,6 +58,7 @@ ENDPOINT_ROLES: dict[str, frozenset[Role]] = {
     "blobs.upload_chunk": ALL_ROLES,
     # Engineers download only blobs they uploaded or that their orders reference (server/api/blobs.py).
     "blobs.get": ALL_ROLES,
+    "blobs.head": ALL_ROLES,
     "live.stream": ALL_ROLES,
     "live.stream_ws": ALL_ROLES,
     # Operations figures; a scraper may use CSDP_METRICS_TOKEN instead of an admin token.
@@ -134,7 +135,13 @@ async def _authorize(connection: ASGIConnection, route_handler: BaseRouteHandler
     try:
         actor: Actor = await app_state.verifier.verify(credentials_of(connection, name))
     except AuthenticationError as exc:
-        raise Unauthenticated(exc.message, reason=exc.reason) from None
+        message = exc.message
+        if exc.reason == "missing_token" and name in QUERY_TOKEN_ENDPOINTS:
+            message = (
+                "missing token; send 'Authorization: Bearer <token>' or, where the client cannot set headers "
+                "(EventSource, WebSocket), the access_token query parameter"
+            )
+        raise Unauthenticated(message, reason=exc.reason) from None
     except AuthorizationError as exc:
         raise Forbidden(exc.message, reason=exc.reason) from None
     except KeysUnavailable as exc:

@@ -14,6 +14,8 @@ const MAX_CHANGES_SHOWN = 50;
 
 let token = null;
 let reloadTimer = null;
+let source = null;
+let reviewTimer = null;
 
 function element(tag, text, className) {
   const node = document.createElement(tag);
@@ -42,7 +44,9 @@ async function api(path, options = {}) {
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     const message = body && body.message ? body.message : `${response.status} ${response.statusText}`;
-    throw new Error(`${path}: ${message}`);
+    const error = new Error(`${path}: ${message}`);
+    error.status = response.status;
+    throw error;
   }
   return body;
 }
@@ -169,12 +173,31 @@ async function loadReviews() {
   if (!page.items.length) list.replaceChildren(element("li", "No events wait for review."));
 }
 
+// Stops the stream and the polling, because the token may not read the board at all.
+function denyAccess(error) {
+  if (source !== null) source.close();
+  if (reviewTimer !== null) clearInterval(reviewTimer);
+  setConnection("no access");
+  showError(
+    "The board needs the token of a dispatcher, manager or admin, and the server rejected this one. " +
+      `Reload the page with another token. (${error.message})`,
+  );
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+// Returns false when the token may not read the board (401 or 403).
 async function reloadAll() {
   try {
     await Promise.all([loadEngineers(), loadAtRisk(), loadReviews()]);
     showError("");
+    return true;
   } catch (error) {
+    if (error.status === 401 || error.status === 403) {
+      denyAccess(error);
+      return false;
+    }
     showError(error.message);
+    return true;
   }
 }
 
@@ -197,7 +220,7 @@ function showChange(change) {
 
 function connect() {
   // EventSource cannot send headers, so the token goes in the query string.
-  const source = new EventSource(`/v1/stream?access_token=${encodeURIComponent(token)}`);
+  source = new EventSource(`/v1/stream?access_token=${encodeURIComponent(token)}`);
   source.addEventListener("open", () => {
     setConnection("live");
     // Changes may have happened while the stream was down.
@@ -228,12 +251,14 @@ function connect() {
   });
 }
 
-function start() {
+async function start() {
   document.getElementById("sign-in").hidden = true;
   document.getElementById("board").hidden = false;
-  reloadAll();
+  // The stream is open to every role, so it opens only after the board's data
+  // requests succeed; otherwise an engineer's token would show "live".
+  if (!(await reloadAll())) return;
   connect();
-  setInterval(loadReviews, REVIEW_POLL_MS);
+  reviewTimer = setInterval(loadReviews, REVIEW_POLL_MS);
 }
 
 function init() {
