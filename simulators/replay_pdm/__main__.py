@@ -23,14 +23,16 @@ import structlog
 
 from server.logging import CurrentStream
 
-from ..cli_types import probability, whole_number
-from .agents import ReplayBehaviour
 from ..bench_doc import write_section
+from ..cli_types import probability, whole_number
+from ..interrupts import interrupted_status, raise_on_sigterm
+from .agents import ReplayBehaviour
 from .benchmark import command_line, section_text
 from .dataset import DATA_FOLDER, UTC, DatasetError, load_fleet_log
 from .output import print_summary
-from .run import ReplayOptions, replay
+from .run import EmptyWindowError, ReplayOptions, replay
 
+# The log covers 2020 exactly: its first record is on 2020-01-01 and its last before 2021-01-01.
 DEFAULT_START = dt.datetime(2020, 1, 1, tzinfo=UTC)
 DEFAULT_END = dt.datetime(2021, 1, 1, tzinfo=UTC)
 
@@ -109,6 +111,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.window_end = DEFAULT_END
     if args.window_start >= args.window_end:
         parser.error(f"--from {args.window_start.isoformat()} must be before --to {args.window_end.isoformat()}")
+    log_span = f"the log covers {DEFAULT_START.date()} to {DEFAULT_END.date()}"
+    if args.window_start < DEFAULT_START:
+        parser.error(f"--from {args.window_start.isoformat()} is before the start of the log; {log_span}")
+    if args.window_end > DEFAULT_END:
+        option = "--months" if args.months is not None else "--to"
+        parser.error(
+            f"{option} ends the window at {args.window_end.isoformat()}, after the end of the log; {log_span}, "
+            f"so the window from --from {args.window_start.date()} can end at {DEFAULT_END.date()} at the latest"
+        )
+    if args.benchmarks is not None and (args.benchmarks.is_dir() or not args.benchmarks.parent.is_dir()):
+        parser.error(f"--benchmarks {args.benchmarks} must be a Markdown file in an existing folder")
+    if args.report is not None and args.report.exists() and not args.report.is_dir():
+        parser.error(f"--report {args.report} is an existing file; give a folder")
+    if args.report is not None and not args.report.exists() and not args.report.parent.is_dir():
+        parser.error(f"--report {args.report}: its parent folder {args.report.parent} does not exist")
     if not 0 <= args.sla_clock_seconds <= 86400:
         parser.error(f"--sla-clock-seconds must be from 0 to 86400, got {args.sla_clock_seconds}")
     return args
@@ -145,19 +162,32 @@ def main(argv: list[str] | None = None) -> int:
         show_progress=not args.json,
     )
     load_before = os.getloadavg()[0]
-    summary = replay(options)
-    if args.benchmarks is not None:
-        section = section_text(summary, command_line(), load_before, os.getloadavg()[0])
-        write_section(args.benchmarks, section)
-    if args.report is not None:
-        from .report import write_report
+    raise_on_sigterm()
+    try:
+        summary = replay(options)
+    except EmptyWindowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        return interrupted_status(exc, "replay_pdm")
+    # The summary comes first, so a file that then fails to be written cannot hide the result.
+    if not args.json:
+        print_summary(summary)
+    written_ok = True
+    try:
+        if args.benchmarks is not None:
+            section = section_text(summary, command_line(), load_before, os.getloadavg()[0], args.benchmarks)
+            write_section(args.benchmarks, section)
+        if args.report is not None:
+            from .report import write_report
 
-        summary["report"] = str(write_report(summary, fleet_log.window(args.window_start, args.window_end), args.report))
+            summary["report"] = str(write_report(summary, fleet_log.window(args.window_start, args.window_end), args.report))
+    except OSError as exc:
+        print(f"error: the replay finished but a file could not be written: {exc}", file=sys.stderr)
+        written_ok = False
     if args.json:
         sys.stdout.write(json.dumps(summary) + "\n")
-    else:
-        print_summary(summary)
-    return 0 if summary["ok"] else 1
+    return 0 if summary["ok"] and written_ok else 1
 
 
 if __name__ == "__main__":
