@@ -1,7 +1,7 @@
 """Guards of the fleet simulator's command line: bounds, output paths, unreachable servers, interrupts, --server-url runs.
 
-Each guard fails before the run starts, so these tests take seconds; the two
-runs against a demo server and the interrupted run are marked `fleet`.
+Each guard fails before the run starts, so these tests take seconds. The two
+runs against a demo server and the interrupted runs are marked `fleet`.
 """
 
 from __future__ import annotations

@@ -214,13 +214,13 @@ def test_fault_run_sqlite(preset, counter):
 def test_fault_run_postgres(postgres_database, preset, counter):
     result = run_fleet("--preset", preset, "--store", "postgres", "--database-url", postgres_database)
     summary = check_fault_run(result, counter)
-    assert summary["store"] == "postgresql"
+    assert summary["store"] == "postgres"
 
 
 @pytest.mark.fleet
 def test_fault_run_postgres_restart():
     summary = check_fault_run(run_fleet("--preset", "postgres-restart"), "postgres_restarts")
-    assert summary["store"] == "postgresql (private cluster)"
+    assert summary["store"] == "postgres-private"
     assert summary["postgres_restarts"] == 3
 
 

@@ -267,10 +267,6 @@ def test_shift_next_working_time() -> None:
         (["--offline-probability", "1.5"], "expected a probability from 0 to 1, got '1.5'"),
         (["--errors", "emails"], "invalid choice: 'emails'"),
         (["--sla-clock-seconds", "-1"], "--sla-clock-seconds must be from 0 to 86400, got -1.0"),
-        (["--months", "13"], "--months ends the window at 2021-02-01T00:00:00+00:00, after the end of the log"),
-        (["--months", "1000"], "--months ends the window at 2103-05-01T00:00:00+00:00, after the end of the log"),
-        (["--from", "2020-12-01", "--to", "2021-01-02"], "--to ends the window at 2021-01-02T00:00:00+00:00"),
-        (["--from", "2019-12-01"], "--from 2019-12-01T00:00:00+00:00 is before the start of the log"),
         (["--benchmarks", "/nonexistent/bench.md"], "--benchmarks /nonexistent/bench.md must be a Markdown file in an"),
         (["--benchmarks", "/tmp"], "--benchmarks /tmp must be a Markdown file in an existing folder"),
         (["--report", "/nonexistent/report"], "its parent folder /nonexistent does not exist"),
@@ -285,10 +281,30 @@ def test_options_reject_bad_value(arguments: list[str], message: str, capsys: py
 
 
 def test_options_months_sets_window_end() -> None:
-    args = parse_args(["--from", "2020-10-01", "--months", "3"])
+    args = parse_args(["--from", "2020-11-01", "--months", "3"])
 
-    assert args.window_start == dt.datetime(2020, 10, 1, tzinfo=UTC)
-    assert args.window_end == dt.datetime(2021, 1, 1, tzinfo=UTC)
+    assert args.window_start == dt.datetime(2020, 11, 1, tzinfo=UTC)
+    assert args.window_end == dt.datetime(2021, 2, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--months", "13"], "--months ends the window at 2021-02-01T00:00:00+00:00, after the end of the log; the log "
+         "covers 2019-06-01 to 2021-01-02"),
+        (["--months", "1000"], "--months ends the window at 2103-05-01T00:00:00+00:00, after the end of the log"),
+        (["--from", "2020-12-01", "--to", "2021-01-03"], "--to ends the window at 2021-01-03T00:00:00+00:00"),
+        (["--from", "2019-05-01"], "--from 2019-05-01T00:00:00+00:00 is before the start of the log"),
+        (["--from", "2021-03-01", "--months", "1"], "--from 2021-03-01T00:00:00+00:00 is after the end of the log"),
+    ],
+)
+def test_cli_rejects_window_outside_the_log(arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main([*arguments, "--json"])
+
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "replay_started" not in err
 
 
 def test_options_reject_existing_file_as_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,11 +28,10 @@ from ..cli_types import probability, whole_number
 from ..interrupts import interrupted_status, raise_on_sigterm
 from .agents import ReplayBehaviour
 from .benchmark import command_line, section_text
-from .dataset import DATA_FOLDER, UTC, DatasetError, load_fleet_log
+from .dataset import DATA_FOLDER, UTC, DatasetError, FleetLog, load_fleet_log
 from .output import print_summary
 from .run import EmptyWindowError, ReplayOptions, replay
 
-# The log covers 2020 exactly: its first record is on 2020-01-01 and its last before 2021-01-01.
 DEFAULT_START = dt.datetime(2020, 1, 1, tzinfo=UTC)
 DEFAULT_END = dt.datetime(2021, 1, 1, tzinfo=UTC)
 
@@ -111,15 +110,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.window_end = DEFAULT_END
     if args.window_start >= args.window_end:
         parser.error(f"--from {args.window_start.isoformat()} must be before --to {args.window_end.isoformat()}")
-    log_span = f"the log covers {DEFAULT_START.date()} to {DEFAULT_END.date()}"
-    if args.window_start < DEFAULT_START:
-        parser.error(f"--from {args.window_start.isoformat()} is before the start of the log; {log_span}")
-    if args.window_end > DEFAULT_END:
-        option = "--months" if args.months is not None else "--to"
-        parser.error(
-            f"{option} ends the window at {args.window_end.isoformat()}, after the end of the log; {log_span}, "
-            f"so the window from --from {args.window_start.date()} can end at {DEFAULT_END.date()} at the latest"
-        )
     if args.benchmarks is not None and (args.benchmarks.is_dir() or not args.benchmarks.parent.is_dir()):
         parser.error(f"--benchmarks {args.benchmarks} must be a Markdown file in an existing folder")
     if args.report is not None and args.report.exists() and not args.report.is_dir():
@@ -131,6 +121,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def window_problem(args: argparse.Namespace, fleet_log: FleetLog) -> str | None:
+    """Name the end of the window that lies outside the log, whose span runs from the day of its first record
+    to the day after its last (2019-06-01 to 2021-01-02 for the published files)."""
+    span = fleet_log.span()
+    if span is None:
+        return f"the log in {args.data} has no failure, replacement or error"
+    first, end = span
+    covers = f"the log covers {first.date()} to {end.date()}"
+    if args.window_start < first:
+        return f"--from {args.window_start.isoformat()} is before the start of the log; {covers}"
+    if args.window_start >= end:
+        return f"--from {args.window_start.isoformat()} is after the end of the log; {covers}"
+    if args.window_end > end:
+        option = "--months" if args.months is not None else "--to"
+        return (
+            f"{option} ends the window at {args.window_end.isoformat()}, after the end of the log; {covers}, so the "
+            f"window can end at {end.date()} at the latest"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Log lines go to stderr, so that stdout carries only the summary (one JSON object with --json).
@@ -139,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         fleet_log = load_fleet_log(args.data)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problem = window_problem(args, fleet_log)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     behaviour = ReplayBehaviour(
         offline_probability=args.offline_probability,
