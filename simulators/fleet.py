@@ -28,7 +28,7 @@ from rich.table import Table
 
 from server.logging import CurrentStream
 
-from .cli_types import probability, whole_number
+from .cli_types import DefaultsHelpFormatter, probability, whole_number
 from .interrupts import interrupted_status, raise_on_sigterm
 from .run import RunOptions, RunSetupError, run
 from .scenario import Scenario, ScenarioError, decode_scenario, load_preset, load_scenario, preset_names
@@ -39,19 +39,6 @@ RUN_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 
 class OptionError(ValueError):
     """An output path or a replay file's server that cannot be used; found before the run starts."""
-
-
-class DefaultsHelpFormatter(argparse.HelpFormatter):
-    """Show "(default: ...)" only for options that have a default of their own.
-
-    An override of a scenario value has none: its help names the scenario key instead.
-    """
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
-            text += " (default: %(default)s)"
-        return text
 
 
 def _override_help(text: str, key: str, preset: Scenario) -> str:
@@ -112,7 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Where the server runs.
     parser.add_argument(
         "--database-url",
-        default=os.environ.get("CSDP_DATABASE_URL") or None,
+        default=None,
         help="PostgreSQL database for store postgres, e.g. postgresql://postgres@127.0.0.1:5432/postgres, taken "
         "from CSDP_DATABASE_URL when set. The run uses a new schema in that database and drops it at the end, "
         "unless the run fails or --keep-files is set. Giving it without --store selects store postgres",
@@ -133,6 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep-files", action="store_true", help="keep the tablets' SQLite files, the server folder and the PostgreSQL schema")
 
     args = parser.parse_args(argv)
+    # Read here rather than as the option's default, so that --help never prints the URL and its password.
+    args.database_url = args.database_url or os.environ.get("CSDP_DATABASE_URL") or None
     if args.server_url and args.var_dir is None:
         parser.error("--server-url needs --var-dir, the folder with that server's development key")
     if args.server_url:

@@ -67,7 +67,7 @@ def run(options: RunOptions) -> tuple[dict[str, Any], Telemetry]:
         started = False
         raise
     except KeyboardInterrupt:
-        # Ctrl-C or SIGTERM: the run is abandoned, so its files say nothing and go, unless --keep-files.
+        # Ctrl-C or SIGTERM abandons the run, so its files are removed unless --keep-files is given.
         interrupted = True
         raise
     finally:

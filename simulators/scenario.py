@@ -18,8 +18,8 @@ PRESET_FOLDER = Path(__file__).parent / "scenarios"
 
 Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
-# Upper bounds keep a mistyped number from filling the memory of the machine: each bound is well above the
-# soak preset (60 engineers, 200 orders a day for 14 days, 1,376 ticks) and the run still fits in a few GB.
+# Upper bounds stop a mistyped number before it fills the machine's memory. Each bound is well above the
+# soak preset (60 engineers, 200 orders a day for 14 days, 1,376 ticks).
 MAX_ENGINEERS = 1000
 MAX_ORDERS_PER_DAY = 10_000
 MAX_DAYS = 365

@@ -24,7 +24,7 @@ class RunSetupError(SystemExit):
 
 
 class ServerUnreachable(RunSetupError):
-    """The server given with --server-url does not answer; an option error, so the exit status is 2."""
+    """Error for a --server-url that cannot be reached. It is an option error, so the exit status is 2."""
 
     exit_status = 2
 

@@ -122,6 +122,16 @@ def test_fleet_help_shows_no_empty_default(capsys: pytest.CaptureFixture[str]) -
     assert "(8 in preset default)" in " ".join(text.split())
 
 
+def test_fleet_help_hides_database_password(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CSDP_DATABASE_URL", "postgresql://fleet:secret-word@127.0.0.1:5432/fleet")
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+
+    assert "secret-word" not in capsys.readouterr().out
+    assert parse_args([]).database_url == "postgresql://fleet:secret-word@127.0.0.1:5432/fleet"
+
+
 def test_store_label_uses_the_option_values(tmp_path: Path) -> None:
     started = Target(base_url="", var_dir=tmp_path, server=object(), store="postgres")  # type: ignore[arg-type]
     assert started.store_label == "postgres"

@@ -24,7 +24,7 @@ import structlog
 from server.logging import CurrentStream
 
 from ..bench_doc import write_section
-from ..cli_types import probability, whole_number
+from ..cli_types import DefaultsHelpFormatter, probability, whole_number
 from ..interrupts import interrupted_status, raise_on_sigterm
 from .agents import ReplayBehaviour
 from .benchmark import command_line, section_text
@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m simulators.replay_pdm",
         description=(__doc__ or "").split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     window = parser.add_argument_group("window of the log to replay, [from, to) in UTC")
     window.add_argument("--from", dest="window_start", type=_date, default=DEFAULT_START, help="first instant replayed")
@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     where.add_argument("--data", type=Path, default=DATA_FOLDER, help="folder with the four PdM_*.csv files")
     where.add_argument(
         "--database-url",
-        default=os.environ.get("CSDP_DATABASE_URL") or None,
+        default=None,
         help="PostgreSQL database, taken from CSDP_DATABASE_URL when set; the run uses a new schema and drops it "
         "at the end unless the run fails or --keep-files is set. Without it the server uses a fresh SQLite file",
     )
@@ -102,6 +102,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     where.add_argument("--keep-files", action="store_true", help="keep the tablets' SQLite files, the server folder and the PostgreSQL schema")
 
     args = parser.parse_args(argv)
+    # Read here rather than as the option's default, so that --help never prints the URL and its password.
+    args.database_url = args.database_url or os.environ.get("CSDP_DATABASE_URL") or None
     if args.months is not None and args.window_end is not None:
         parser.error("--months and --to both set the end of the window; give one of them")
     if args.months is not None:

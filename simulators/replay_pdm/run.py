@@ -60,7 +60,7 @@ class ReplayOptions:
 
 
 class EmptyWindowError(ValueError):
-    """The window holds no failure and no replacement, so there is nothing to replay; an option error."""
+    """Error for a window that contains no failure and no replacement. It is an option error (exit status 2)."""
 
 
 def plan_orders(options: ReplayOptions) -> list[OrderPlan]:
@@ -70,7 +70,7 @@ def plan_orders(options: ReplayOptions) -> list[OrderPlan]:
     if not plans:
         raise EmptyWindowError(
             f"the window {options.window_start.isoformat()} to {options.window_end.isoformat()} contains no "
-            "failure and no replacement; choose --from/--to within the log (2020-01-01 to 2021-01-01)"
+            "failure and no replacement; choose a wider window with --from and --to or --months"
         )
     return plans
 
@@ -111,7 +111,7 @@ def replay(options: ReplayOptions) -> dict[str, Any]:
         log.info("replay_stopped", ok=succeeded, seconds=summary["seconds"])
         return summary
     except KeyboardInterrupt:
-        # Ctrl-C or SIGTERM: an abandoned run's files say nothing, so they go unless --keep-files.
+        # Ctrl-C or SIGTERM abandons the run, so its files are removed unless --keep-files is given.
         interrupted = True
         log.warning("replay_interrupted", workdir=str(workdir), keep_files=options.keep_files)
         raise
