@@ -194,13 +194,18 @@ def test_interrupted_run_stops_cleanly(tmp_path: Path, signal_number: int, statu
         text=True,
         cwd=ROOT,
         env=environment,
+        start_new_session=True,
     )
     # Wait until the run has started its server and its tablets have files.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(tmp_path.glob("csdp-fleet-*/*.sqlite*")):
         time.sleep(0.2)
     time.sleep(1)
-    process.send_signal(signal_number)
+    # Ctrl-C in a terminal reaches the whole process group, the server included; SIGTERM only the main process.
+    if signal_number == signal.SIGINT:
+        os.killpg(process.pid, signal_number)
+    else:
+        process.send_signal(signal_number)
     _, stderr = process.communicate(timeout=120)
 
     assert process.returncode == status, stderr[-2000:]

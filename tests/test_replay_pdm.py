@@ -358,13 +358,18 @@ def test_interrupted_replay_removes_its_folder(tmp_path: Path, signal_number: in
         text=True,
         cwd=ROOT,
         env={**os.environ, "TMPDIR": str(tmp_path)},
+        start_new_session=True,
     )
     # Wait until the run's server has written its store into the run's folder.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(tmp_path.glob("csdp-replay-pdm-*/server/*")):
         time.sleep(0.2)
     time.sleep(1)
-    process.send_signal(signal_number)
+    # Ctrl-C in a terminal reaches the whole process group, the server included; SIGTERM only the main process.
+    if signal_number == signal.SIGINT:
+        os.killpg(process.pid, signal_number)
+    else:
+        process.send_signal(signal_number)
     _, stderr = process.communicate(timeout=120)
 
     assert process.returncode == status, stderr[-2000:]
