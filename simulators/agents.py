@@ -184,12 +184,14 @@ class DispatcherAgent(Device):
         rng: random.Random,
         scenario: Scenario,
         telemetry: Telemetry,
+        order_prefix: str = "wo-",
     ):
         actor = Actor(subject="dispatcher-1", role=Role.DISPATCHER)
         super().__init__("dispatcher-1", "dispatch-console", actor, folder, base_url, token, rng, scenario, telemetry)
         self.engineers = engineers
         self.orders_to_create = scenario.fleet.orders
         self.created = 0
+        self.order_prefix = order_prefix
 
     @property
     def done(self) -> bool:
@@ -209,7 +211,7 @@ class DispatcherAgent(Device):
         while self.created < self._due_orders():
             self.created += 1
             self.record(
-                f"wo-{self.created:05d}",
+                f"{self.order_prefix}{self.created:05d}",
                 "created",
                 {
                     "title": f"Simulated fault {self.created}",

@@ -30,3 +30,16 @@ def probability(raw: str) -> float:
     if value is None or not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {raw!r}")
     return value
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help formatter that shows "(default: ...)" only for options with a default of their own.
+
+    An option without one, such as an override of a scenario value, names the source of its value in its help.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text

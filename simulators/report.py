@@ -18,6 +18,10 @@ from .telemetry import Telemetry  # noqa: E402
 MAX_DEVICES_PLOTTED = 12
 
 
+def holds_text(holds: bool | None) -> str:
+    return "not checked" if holds is None else "yes" if holds else "**NO**"
+
+
 def write_report(folder: Path, scenario: Scenario, summary: dict[str, Any], telemetry: Telemetry) -> Path:
     """Write report.md and its three plots into `folder`, creating it, and return the path of report.md."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -40,9 +44,11 @@ def write_report(folder: Path, scenario: Scenario, summary: dict[str, Any], tele
         "",
         "| invariant | holds |",
         "| --- | --- |",
-        *[f"| {name} | {'yes' if holds else '**NO**'} |" for name, holds in summary["invariants"].items()],
+        *[f"| {name} | {holds_text(holds)} |" for name, holds in summary["invariants"].items()],
         "",
     ]
+    for name, reason in summary.get("not_checked", {}).items():
+        lines += [f"{name} was not checked: {reason}.", ""]
     if summary["violations"]:
         lines += ["Violations:", "", *[f"- {violation}" for violation in summary["violations"]], ""]
     lines += [

@@ -25,10 +25,10 @@ from shared_schema import Role
 from .agents import DispatcherAgent, EngineerAgent
 from .invariants import DeviceView, check_all, projections_verify_command
 from .scenario import Scenario
-from .target import RunOptions, RunSetupError, Target, start_target, stop_target
+from .target import RunOptions, RunSetupError, ServerUnreachable, Target, start_target, stop_target
 from .telemetry import SimulatedClock, Telemetry
 
-__all__ = ["RunOptions", "RunSetupError", "run"]
+__all__ = ["RunOptions", "RunSetupError", "ServerUnreachable", "run"]
 
 log = structlog.get_logger("csdp.fleet")
 
@@ -54,6 +54,7 @@ def run(options: RunOptions) -> tuple[dict[str, Any], Telemetry]:
     telemetry = Telemetry(SimulatedClock(simulation_start(scenario), scenario.fleet.minutes_per_tick))
     succeeded = False
     started = False
+    interrupted = False
     target: Target | None = None
     log.info("fleet_run_started", scenario=scenario.name, seed=scenario.seed, store=scenario.store, workdir=str(workdir))
     try:
@@ -65,9 +66,13 @@ def run(options: RunOptions) -> tuple[dict[str, Any], Telemetry]:
     except RunSetupError:
         started = False
         raise
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM abandons the run, so its files are removed unless --keep-files is given.
+        interrupted = True
+        raise
     finally:
         # The files of a run that started and then failed are kept for inspection.
-        keep = options.keep_files or (started and not succeeded)
+        keep = options.keep_files or (started and not succeeded and not interrupted)
         if target is not None:
             stop_target(target, keep)
         if keep:
@@ -83,8 +88,11 @@ def _http(base_url: str, token: str) -> httpx.Client:
 
 def _check_access(base_url: str, token: str) -> None:
     """Stop before the run when the server rejects the simulator's tokens."""
-    with _http(base_url, token) as client:
-        response = client.get("/v1/work-orders", params={"limit": 1})
+    try:
+        with _http(base_url, token) as client:
+            response = client.get("/v1/work-orders", params={"limit": 1})
+    except httpx.HTTPError as exc:
+        raise ServerUnreachable(f"the server at {base_url} cannot be reached: {exc}") from None
     if response.status_code != 200:
         raise RunSetupError(
             f"the server at {base_url} returned HTTP {response.status_code} to the simulator's token: "
@@ -106,7 +114,14 @@ def _drive(options: RunOptions, target: Target, workdir: Path, rng: random.Rando
         for engineer_id in engineer_ids
     ]
     dispatcher = DispatcherAgent(
-        workdir, target.base_url, dispatcher_token, engineer_ids, random.Random(rng.random()), scenario, telemetry
+        workdir,
+        target.base_url,
+        dispatcher_token,
+        engineer_ids,
+        random.Random(rng.random()),
+        scenario,
+        telemetry,
+        order_prefix=options.order_prefix,
     )
     agents = [*engineers, dispatcher]
     try:
@@ -122,6 +137,7 @@ def _drive(options: RunOptions, target: Target, workdir: Path, rng: random.Rando
                 {agent.engineer_id: agent.client for agent in engineers},
                 office,
                 projections_verify_command(target.environment()),
+                own_order_prefix=options.order_prefix if options.server_url else None,
             )
         for view in views:
             view.http.close()
@@ -146,10 +162,12 @@ def _drive(options: RunOptions, target: Target, workdir: Path, rng: random.Rando
             "injected_503": sum(count.injected_503 for count in counts),
             "server_kills": len(telemetry.server_outages),
             "postgres_restarts": len(telemetry.postgres_restarts),
+            "run_token": options.run_token,
             "invariants": findings.invariants,
             "violations": findings.violations,
+            "not_checked": findings.not_checked,
             "decisions": dict(sorted(decisions.items())),
-            "ok": all(findings.invariants.values()),
+            "ok": all(holds is not False for holds in findings.invariants.values()),
         }
     finally:
         for agent in agents:

@@ -17,8 +17,30 @@ import msgspec
 PRESET_FOLDER = Path(__file__).parent / "scenarios"
 
 Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
-Positive = Annotated[int, msgspec.Meta(ge=1)]
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+# Upper bounds stop a mistyped number before it fills the machine's memory. Each bound is well above the
+# soak preset (60 engineers, 200 orders a day for 14 days, 1,376 ticks).
+MAX_ENGINEERS = 1000
+MAX_ORDERS_PER_DAY = 10_000
+MAX_DAYS = 365
+MAX_ORDERS = 50_000
+MAX_TICKS = 100_000
+MINUTES_PER_DAY = 24 * 60
+MAX_FAULT_TICKS = 1000
+
+Engineers = Annotated[int, msgspec.Meta(ge=1, le=MAX_ENGINEERS)]
+OrdersPerDay = Annotated[int, msgspec.Meta(ge=1, le=MAX_ORDERS_PER_DAY)]
+Days = Annotated[int, msgspec.Meta(ge=1, le=MAX_DAYS)]
+MinutesPerTick = Annotated[int, msgspec.Meta(ge=1, le=MINUTES_PER_DAY)]
+Ticks = Annotated[int, msgspec.Meta(ge=1, le=MAX_TICKS)]
+TickCount = Annotated[int, msgspec.Meta(ge=0, le=MAX_TICKS)]
+SkewMinutes = Annotated[int, msgspec.Meta(ge=0, le=7 * MINUTES_PER_DAY)]
+BurstLength = Annotated[int, msgspec.Meta(ge=1, le=MAX_FAULT_TICKS)]
+FaultTicks = Annotated[list[Ticks], msgspec.Meta(max_length=MAX_FAULT_TICKS)]
+Seed = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+# The name becomes part of the replay file's name, so it is a safe file name part.
+ScenarioName = Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_-]+$")]
+Description = Annotated[str, msgspec.Meta(max_length=2000)]
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -28,11 +50,18 @@ class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Fleet(Strict):
     """Size and pace of the simulated fleet. One tick is `minutes_per_tick` of simulated time."""
 
-    engineers: Positive = 8
-    orders_per_day: Positive = 60
-    days: Positive = 1
-    minutes_per_tick: Positive = 10
-    max_ticks: Positive = 3000
+    engineers: Engineers = 8
+    orders_per_day: OrdersPerDay = 60
+    days: Days = 1
+    minutes_per_tick: MinutesPerTick = 10
+    max_ticks: Ticks = 3000
+
+    def __post_init__(self) -> None:
+        if self.orders > MAX_ORDERS:
+            raise msgspec.ValidationError(
+                f"orders_per_day * days must be at most {MAX_ORDERS}; got {self.orders_per_day} * {self.days} = "
+                f"{self.orders} - at `$.fleet.orders_per_day`"
+            )
 
     @property
     def orders(self) -> int:
@@ -43,7 +72,7 @@ class Connectivity(Strict):
     """Offline windows of each tablet: a chance per tick to go offline, for 1 to `max_offline_ticks` ticks."""
 
     offline_probability: Probability = 0.05
-    max_offline_ticks: Positive = 12
+    max_offline_ticks: Ticks = 12
 
 
 class Dispatcher(Strict):
@@ -68,7 +97,7 @@ class Technician(Strict):
 class ClockSkew(Strict):
     """Device clock offsets: each tablet gets a fixed offset drawn uniformly from [-max, +max] minutes."""
 
-    max_skew_minutes: NonNegative = 0
+    max_skew_minutes: SkewMinutes = 0
 
 
 class Faults(Strict):
@@ -87,10 +116,10 @@ class Faults(Strict):
     lost_response_rate: Probability = 0.0
     connection_reset_rate: Probability = 0.0
     burst_503_rate: Probability = 0.0
-    burst_503_length: Positive = 5
-    server_kill_ticks: list[Positive] = []
-    server_down_ticks: NonNegative = 2
-    postgres_restart_ticks: list[Positive] = []
+    burst_503_length: BurstLength = 5
+    server_kill_ticks: FaultTicks = []
+    server_down_ticks: TickCount = 2
+    postgres_restart_ticks: FaultTicks = []
 
 
 StoreName = Literal["sqlite", "postgres", "postgres-private"]
@@ -99,9 +128,9 @@ StoreName = Literal["sqlite", "postgres", "postgres-private"]
 class Scenario(Strict):
     """A whole scenario. `store` is overridden by `--store` on the command line."""
 
-    name: str
-    description: str = ""
-    seed: int = 1
+    name: ScenarioName
+    description: Description = ""
+    seed: Seed = 1
     store: StoreName = "sqlite"
     fleet: Fleet = msgspec.field(default_factory=Fleet)
     connectivity: Connectivity = msgspec.field(default_factory=Connectivity)

@@ -20,6 +20,14 @@ from .server_process import ServerProcess
 class RunSetupError(SystemExit):
     """The run could not start: a bad database URL, a server that rejects the tokens, a cluster that fails."""
 
+    exit_status = 1
+
+
+class ServerUnreachable(RunSetupError):
+    """Error for a --server-url that cannot be reached. It is an option error, so the exit status is 2."""
+
+    exit_status = 2
+
 
 @dataclasses.dataclass
 class Target:
@@ -33,13 +41,12 @@ class Target:
     schema: str | None = None
     database_url: str | None = None
 
+    store: str = "sqlite"
+
     @property
     def store_label(self) -> str:
-        if self.server is None:
-            return "external server"
-        if self.cluster is not None:
-            return "postgresql (private cluster)"
-        return "postgresql" if self.database_url else "sqlite"
+        """The store as the --store option names it, or "external server" for a server given with --server-url."""
+        return "external server" if self.server is None else self.store
 
     def environment(self) -> dict[str, str]:
         """Environment for `csdp` commands that must open the same store as the server.
@@ -64,6 +71,12 @@ class RunOptions:
     var_dir: Path | None = None
     keep_files: bool = False
     show_progress: bool = True
+    run_token: str | None = None
+
+    @property
+    def order_prefix(self) -> str:
+        """Prefix of the run's order ids: a run token keeps the orders of two runs on one server apart."""
+        return f"wo-{self.run_token}-" if self.run_token else "wo-"
 
 
 def start_target(options: RunOptions, workdir: Path) -> Target:
@@ -73,7 +86,7 @@ def start_target(options: RunOptions, workdir: Path) -> Target:
         # A running server's store is its var folder, or the PostgreSQL database given with it.
         return Target(base_url=options.server_url, var_dir=var_dir, database_url=options.database_url)
 
-    target = Target(base_url="", var_dir=var_dir)
+    target = Target(base_url="", var_dir=var_dir, store=scenario.store)
     if scenario.store == "postgres-private":
         # Its own temporary folder, because the postgres user cannot enter the run folder, which is private to us.
         target.cluster = PrivateCluster(Path(tempfile.mkdtemp(prefix="csdp-fleet-postgres-")))

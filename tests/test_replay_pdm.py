@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +27,8 @@ from simulators.replay_pdm.dataset import (
     load_fleet_log,
 )
 from simulators.replay_pdm.expected import expected_figures
-from simulators.replay_pdm.run import ReplayOptions, replay
+from simulators.replay_pdm.benchmark import section_text
+from simulators.replay_pdm.run import EmptyWindowError, ReplayOptions, replay
 
 UTC = dt.timezone.utc
 ROOT = Path(__file__).resolve().parent.parent
@@ -263,6 +267,9 @@ def test_shift_next_working_time() -> None:
         (["--offline-probability", "1.5"], "expected a probability from 0 to 1, got '1.5'"),
         (["--errors", "emails"], "invalid choice: 'emails'"),
         (["--sla-clock-seconds", "-1"], "--sla-clock-seconds must be from 0 to 86400, got -1.0"),
+        (["--benchmarks", "/nonexistent/bench.md"], "--benchmarks /nonexistent/bench.md must be a Markdown file in an"),
+        (["--benchmarks", "/tmp"], "--benchmarks /tmp must be a Markdown file in an existing folder"),
+        (["--report", "/nonexistent/report"], "its parent folder /nonexistent does not exist"),
     ],
 )
 def test_options_reject_bad_value(arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -280,6 +287,97 @@ def test_options_months_sets_window_end() -> None:
     assert args.window_end == dt.datetime(2021, 2, 1, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--months", "13"], "--months ends the window at 2021-02-01T00:00:00+00:00, after the end of the log; the log "
+         "covers 2019-06-01 to 2021-01-02"),
+        (["--months", "1000"], "--months ends the window at 2103-05-01T00:00:00+00:00, after the end of the log"),
+        (["--from", "2020-12-01", "--to", "2021-01-03"], "--to ends the window at 2021-01-03T00:00:00+00:00"),
+        (["--from", "2019-05-01"], "--from 2019-05-01T00:00:00+00:00 is before the start of the log"),
+        (["--from", "2021-03-01", "--months", "1"], "--from 2021-03-01T00:00:00+00:00 is after the end of the log"),
+    ],
+)
+def test_cli_rejects_window_outside_the_log(arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main([*arguments, "--json"])
+
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "replay_started" not in err
+
+
+def test_options_reject_existing_file_as_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "afile").write_text("")
+
+    with pytest.raises(SystemExit) as raised:
+        parse_args(["--report", str(tmp_path / "afile")])
+
+    assert raised.value.code == 2
+    assert f"--report {tmp_path / 'afile'} is an existing file" in capsys.readouterr().err
+
+
+def test_cli_empty_window_is_an_option_error(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["--from", "2020-01-01T00:00", "--to", "2020-01-01T01:00", "--json"])
+
+    assert status == 2
+    assert "contains no failure and no replacement" in capsys.readouterr().err
+
+
+def test_benchmark_section_names_the_given_file() -> None:
+    summary = {
+        "window": {"from": "2020-03-01", "to": "2020-04-01"},
+        "comparison": [],
+        "kpi": {"asset_model": []},
+        "decisions": {"ACCEPTED:applied": 3},
+        "store": "sqlite",
+        "seed": 1,
+        "engineers": 8,
+        "errors": "notes",
+        "seconds": 1.0,
+        "simulated_hours": 744,
+        "orders": {"corrective": 1},
+        "recorded_events": 3,
+        "reassignments": 0,
+        "lost_responses": 0,
+        "invariants": {"a": True},
+    }
+
+    text = section_text(summary, "python -m simulators.replay_pdm", 0.5, 0.6, Path("out/bench.md"))
+
+    assert "--benchmarks out/bench.md`" in text
+    assert "docs/benchmarks.md" not in text
+
+
+@pytest.mark.parametrize(("signal_number", "status", "words"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_interrupted_replay_removes_its_folder(tmp_path: Path, signal_number: int, status: int, words: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulators.replay_pdm", "--months", "12", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        start_new_session=True,
+    )
+    # Wait until the run's server has written its store into the run's folder.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(tmp_path.glob("csdp-replay-pdm-*/server/*")):
+        time.sleep(0.2)
+    time.sleep(1)
+    # Ctrl-C in a terminal reaches the whole process group, the server included; SIGTERM only the main process.
+    if signal_number == signal.SIGINT:
+        os.killpg(process.pid, signal_number)
+    else:
+        process.send_signal(signal_number)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == status, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert "replay_pdm: " in stderr and words in stderr
+    assert list(tmp_path.glob("csdp-replay-pdm-*")) == []
+
+
 def test_empty_window_stops_before_server_starts() -> None:
     options = ReplayOptions(
         log=load_fleet_log(),
@@ -288,7 +386,7 @@ def test_empty_window_stops_before_server_starts() -> None:
         show_progress=False,
     )
 
-    with pytest.raises(SystemExit, match="contains no failure and no replacement"):
+    with pytest.raises(EmptyWindowError, match="contains no failure and no replacement"):
         replay(options)
 
 

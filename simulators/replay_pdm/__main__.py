@@ -23,13 +23,14 @@ import structlog
 
 from server.logging import CurrentStream
 
-from ..cli_types import probability, whole_number
-from .agents import ReplayBehaviour
 from ..bench_doc import write_section
+from ..cli_types import DefaultsHelpFormatter, probability, whole_number
+from ..interrupts import interrupted_status, raise_on_sigterm
+from .agents import ReplayBehaviour
 from .benchmark import command_line, section_text
-from .dataset import DATA_FOLDER, UTC, DatasetError, load_fleet_log
+from .dataset import DATA_FOLDER, UTC, DatasetError, FleetLog, load_fleet_log
 from .output import print_summary
-from .run import ReplayOptions, replay
+from .run import EmptyWindowError, ReplayOptions, replay
 
 DEFAULT_START = dt.datetime(2020, 1, 1, tzinfo=UTC)
 DEFAULT_END = dt.datetime(2021, 1, 1, tzinfo=UTC)
@@ -54,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m simulators.replay_pdm",
         description=(__doc__ or "").split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     window = parser.add_argument_group("window of the log to replay, [from, to) in UTC")
     window.add_argument("--from", dest="window_start", type=_date, default=DEFAULT_START, help="first instant replayed")
@@ -87,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     where.add_argument("--data", type=Path, default=DATA_FOLDER, help="folder with the four PdM_*.csv files")
     where.add_argument(
         "--database-url",
-        default=os.environ.get("CSDP_DATABASE_URL") or None,
+        default=None,
         help="PostgreSQL database, taken from CSDP_DATABASE_URL when set; the run uses a new schema and drops it "
         "at the end unless the run fails or --keep-files is set. Without it the server uses a fresh SQLite file",
     )
@@ -101,6 +102,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     where.add_argument("--keep-files", action="store_true", help="keep the tablets' SQLite files, the server folder and the PostgreSQL schema")
 
     args = parser.parse_args(argv)
+    # Read here rather than as the option's default, so that --help never prints the URL and its password.
+    args.database_url = args.database_url or os.environ.get("CSDP_DATABASE_URL") or None
     if args.months is not None and args.window_end is not None:
         parser.error("--months and --to both set the end of the window; give one of them")
     if args.months is not None:
@@ -109,9 +112,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.window_end = DEFAULT_END
     if args.window_start >= args.window_end:
         parser.error(f"--from {args.window_start.isoformat()} must be before --to {args.window_end.isoformat()}")
+    if args.benchmarks is not None and (args.benchmarks.is_dir() or not args.benchmarks.parent.is_dir()):
+        parser.error(f"--benchmarks {args.benchmarks} must be a Markdown file in an existing folder")
+    if args.report is not None and args.report.exists() and not args.report.is_dir():
+        parser.error(f"--report {args.report} is an existing file; give a folder")
+    if args.report is not None and not args.report.exists() and not args.report.parent.is_dir():
+        parser.error(f"--report {args.report}: its parent folder {args.report.parent} does not exist")
     if not 0 <= args.sla_clock_seconds <= 86400:
         parser.error(f"--sla-clock-seconds must be from 0 to 86400, got {args.sla_clock_seconds}")
     return args
+
+
+def window_problem(args: argparse.Namespace, fleet_log: FleetLog) -> str | None:
+    """Name the end of the window that lies outside the log, whose span runs from the day of its first record
+    to the day after its last (2019-06-01 to 2021-01-02 for the published files)."""
+    span = fleet_log.span()
+    if span is None:
+        return f"the log in {args.data} has no failure, replacement or error"
+    first, end = span
+    covers = f"the log covers {first.date()} to {end.date()}"
+    if args.window_start < first:
+        return f"--from {args.window_start.isoformat()} is before the start of the log; {covers}"
+    if args.window_start >= end:
+        return f"--from {args.window_start.isoformat()} is after the end of the log; {covers}"
+    if args.window_end > end:
+        option = "--months" if args.months is not None else "--to"
+        return (
+            f"{option} ends the window at {args.window_end.isoformat()}, after the end of the log; {covers}, so the "
+            f"window can end at {end.date()} at the latest"
+        )
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         fleet_log = load_fleet_log(args.data)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problem = window_problem(args, fleet_log)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     behaviour = ReplayBehaviour(
         offline_probability=args.offline_probability,
@@ -145,19 +179,32 @@ def main(argv: list[str] | None = None) -> int:
         show_progress=not args.json,
     )
     load_before = os.getloadavg()[0]
-    summary = replay(options)
-    if args.benchmarks is not None:
-        section = section_text(summary, command_line(), load_before, os.getloadavg()[0])
-        write_section(args.benchmarks, section)
-    if args.report is not None:
-        from .report import write_report
+    raise_on_sigterm()
+    try:
+        summary = replay(options)
+    except EmptyWindowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        return interrupted_status(exc, "replay_pdm")
+    # The summary comes first, so a file that then fails to be written cannot hide the result.
+    if not args.json:
+        print_summary(summary)
+    written_ok = True
+    try:
+        if args.benchmarks is not None:
+            section = section_text(summary, command_line(), load_before, os.getloadavg()[0], args.benchmarks)
+            write_section(args.benchmarks, section)
+        if args.report is not None:
+            from .report import write_report
 
-        summary["report"] = str(write_report(summary, fleet_log.window(args.window_start, args.window_end), args.report))
+            summary["report"] = str(write_report(summary, fleet_log.window(args.window_start, args.window_end), args.report))
+    except OSError as exc:
+        print(f"error: the replay finished but a file could not be written: {exc}", file=sys.stderr)
+        written_ok = False
     if args.json:
         sys.stdout.write(json.dumps(summary) + "\n")
-    else:
-        print_summary(summary)
-    return 0 if summary["ok"] else 1
+    return 0 if summary["ok"] and written_ok else 1
 
 
 if __name__ == "__main__":

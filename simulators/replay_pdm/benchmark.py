@@ -7,9 +7,8 @@ import os
 import platform
 import sqlite3
 import sys
+from pathlib import Path
 from typing import Any
-
-
 
 HEADING = "## Fleet maintenance log replay"
 
@@ -18,7 +17,9 @@ def _hours(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds / 3600:.1f}"
 
 
-def section_text(summary: dict[str, Any], command: str, load_before: float, load_after: float) -> str:
+def section_text(
+    summary: dict[str, Any], command: str, load_before: float, load_after: float, benchmarks: Path = Path("docs/benchmarks.md")
+) -> str:
     """Return the Markdown section for one replay, starting with HEADING."""
     window = summary["window"]
     rows = summary["comparison"]
@@ -31,7 +32,7 @@ def section_text(summary: dict[str, Any], command: str, load_before: float, load
     lines = [
         HEADING,
         "",
-        "Written by `python -m simulators.replay_pdm --benchmarks docs/benchmarks.md`; `docs/pdm-replay.md`"
+        f"Written by `python -m simulators.replay_pdm --benchmarks {benchmarks}`; `docs/pdm-replay.md`"
         " describes the replay. The clients, the server and its store share the cores, so the run time is that"
         " of this machine under this load only.",
         "",

@@ -69,6 +69,15 @@ class FleetLog:
     replacements: list[PlannedReplacement]
     errors: list[MachineError]
 
+    def span(self) -> tuple[dt.datetime, dt.datetime] | None:
+        """Return the midnight before the first record and the midnight after the last, or None for an empty log."""
+        times = [row.time for rows in (self.failures, self.replacements, self.errors) for row in rows]
+        if not times:
+            return None
+        first, last = min(times), max(times)
+        start = first.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start, last.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+
     def window(self, start: dt.datetime, end: dt.datetime) -> FleetLog:
         """Return the log with only the failures, replacements and errors in [start, end)."""
         return FleetLog(

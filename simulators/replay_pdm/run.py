@@ -59,14 +59,18 @@ class ReplayOptions:
     show_progress: bool = True
 
 
+class EmptyWindowError(ValueError):
+    """Error for a window that contains no failure and no replacement. It is an option error (exit status 2)."""
+
+
 def plan_orders(options: ReplayOptions) -> list[OrderPlan]:
-    """Return the orders of the window, raising SystemExit when it contains none."""
+    """Return the orders of the window, raising EmptyWindowError when it contains none."""
     window_log = options.log.window(options.window_start, options.window_end)
     plans = order_plans(window_log, dt.timedelta(days=options.lead_days), faults=options.errors == "faults")
     if not plans:
-        raise SystemExit(
+        raise EmptyWindowError(
             f"the window {options.window_start.isoformat()} to {options.window_end.isoformat()} contains no "
-            "failure and no replacement; choose --from/--to within the log (2020-01-01 to 2021-01-01)"
+            "failure and no replacement; choose a wider window with --from and --to or --months"
         )
     return plans
 
@@ -90,6 +94,7 @@ def replay(options: ReplayOptions) -> dict[str, Any]:
     environment = {"CSDP_SLA_CLOCK_SECONDS": str(options.sla_clock_seconds)}
     server = ServerProcess(var_dir, database_url=database_url, environment=environment)
     succeeded = False
+    interrupted = False
     started = time.monotonic()
     log.info("replay_started", seed=options.seed, window_start=options.window_start.isoformat(),
              window_end=options.window_end.isoformat(), store="postgresql" if database_url else "sqlite")
@@ -105,9 +110,14 @@ def replay(options: ReplayOptions) -> dict[str, Any]:
         succeeded = summary["ok"]
         log.info("replay_stopped", ok=succeeded, seconds=summary["seconds"])
         return summary
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM abandons the run, so its files are removed unless --keep-files is given.
+        interrupted = True
+        log.warning("replay_interrupted", workdir=str(workdir), keep_files=options.keep_files)
+        raise
     finally:
         server.stop()
-        keep = options.keep_files or not succeeded
+        keep = options.keep_files or (not succeeded and not interrupted)
         if schema is not None and options.database_url is not None:
             if keep:
                 print(f"schema of this run: {schema} in {options.database_url}", file=sys.stderr)
