@@ -77,6 +77,7 @@ OPERATIONS = [
     "GET /v1/blobs/{sha256}/upload",
     "PATCH /v1/blobs/{sha256}/upload",
     "GET /v1/blobs/{sha256}",
+    "HEAD /v1/blobs/{sha256}",
     "GET /v1/stream",
     "GET /health",
     "GET /ready",

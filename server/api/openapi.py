@@ -192,6 +192,9 @@ def complete_openapi(
                 operation["responses"]["200"]["content"] = {"application/json": {"schema": replies[key]}}
             if key == ("patch", "/v1/blobs/{sha256}/upload"):
                 operation["requestBody"] = CHUNK_BODY
+            if key == ("head", "/v1/blobs/{sha256}"):
+                # A HEAD answer has the download's headers and no body.
+                operation["responses"]["200"].pop("content", None)
             if key == ("get", "/v1/blobs/{sha256}"):
                 # The blob comes back with the media type it was declared with.
                 operation["responses"]["200"]["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
