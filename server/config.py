@@ -478,16 +478,39 @@ def _boolean(env: dict[str, str] | os._Environ[str], name: str) -> bool:
     raise ConfigError(f"{name}={env[name]!r} is invalid: expected true or false")
 
 
-def redact_url(url: str, *, hide_bare_user: bool = False) -> str:
-    """Hide the password of a URL, for logs and messages.
+# Query parameters and keyword/value pairs of a database connection string that carry a secret.
+SECRET_CONNECTION_PARAMETERS = frozenset({"password", "sslpassword"})
+_SECRET_KEYWORD = re.compile(
+    r"\b(password|sslpassword)(\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE
+)
 
+
+def redact_url(url: str, *, hide_bare_user: bool = False) -> str:
+    """Hide every password in a URL or connection string, for logs, messages and responses.
+
+    The password of the user part and the values of `password` and `sslpassword`
+    query parameters become `***`. A libpq keyword/value string such as
+    `host=db password=x` keeps its keywords and loses the secret values.
     With `hide_bare_user`, a user name given without a password is hidden too,
     because some services take a token in that place.
     """
+    if "://" not in url:
+        return _SECRET_KEYWORD.sub(lambda match: f"{match.group(1)}{match.group(2)}***", url)
     scheme, separator, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
+    before_query, question, query = rest.partition("?")
+    authority, slash, path = before_query.partition("/")
+    # The last "@" ends the user part, so a password with an unencoded "@" is hidden whole.
     credentials, at, host = authority.rpartition("@")
-    if not at or (":" not in credentials and not hide_bare_user):
-        return url
-    shown = f"{credentials.split(':', 1)[0]}:***" if ":" in credentials else "***"
-    return f"{scheme}{separator}{shown}@{host}{slash}{path}"
+    if at and (":" in credentials or hide_bare_user):
+        shown = f"{credentials.split(':', 1)[0]}:***" if ":" in credentials else "***"
+        authority = f"{shown}@{host}"
+    if question:
+        query = "&".join(_redacted_query_pair(pair) for pair in query.split("&"))
+    return f"{scheme}{separator}{authority}{slash}{path}{question}{query}"
+
+
+def _redacted_query_pair(pair: str) -> str:
+    name, equals, _value = pair.partition("=")
+    if urllib.parse.unquote_plus(name).strip().lower() in SECRET_CONNECTION_PARAMETERS:
+        return f"{name}=***"
+    return pair

@@ -105,6 +105,12 @@ def test_dev_key_in_unwritable_folder(tmp_path):
         ("http://127.0.0.1:8/jwks", "http://127.0.0.1:8/jwks"),
         ("http://tok3n@127.0.0.1:8/jwks", "http://***@127.0.0.1:8/jwks"),
         ("http://127.0.0.1:8/a@b", "http://127.0.0.1:8/a@b"),
+        ("postgresql://app:pw@db/csdp?password=pw2", "postgresql://app:***@db/csdp?password=***"),
+        ("postgresql://app@db/csdp?sslmode=require&PassWord=pw2", "postgresql://***@db/csdp?sslmode=require&PassWord=***"),
+        ("postgresql://app@db/csdp?sslpassword=key&application_name=x", "postgresql://***@db/csdp?sslpassword=***&application_name=x"),
+        ("postgresql://app@db?password=pw2", "postgresql://***@db?password=***"),
+        ("host=db password=secret dbname=csdp", "host=db password=*** dbname=csdp"),
+        ("host=db PASSWORD = 'two words' sslpassword=k", "host=db PASSWORD = *** sslpassword=***"),
     ],
 )
 def test_redact_url_hides_password(url, shown):
