@@ -185,7 +185,7 @@ async def test_not_ready_logged_once_per_change(settings, monkeypatch):
 
 
 @pytest.mark.parametrize("path", ["/health", "/ready"])
-def test_head_answers_like_get(settings, path):
+def test_head_matches_get(settings, path):
     """Load balancers often probe with HEAD: same status and headers as GET, no body."""
     server, thread, base_url = start_server(settings)
     try:

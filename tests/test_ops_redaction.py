@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
+import subprocess
 
 import asyncpg
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import start_server, stop_server
+from conftest import free_port, start_server, stop_server
+from test_cli import CSDP, _wait_for_health, csdp_env
 
 from server.cli import main
 from server.config import Settings
-from server.logging import configure_logging
 from server.store.postgres import PostgresStore
 from simulators.target import RunSetupError, create_schema
 
@@ -53,8 +55,7 @@ def test_store_description_hides_query_passwords():
     assert shown == "postgresql://app:***@127.0.0.1:1/csdp?password=***&sslpassword=***"
 
 
-def test_ready_and_start_record_hide_passwords(settings, capsys):
-    configure_logging("INFO")
+def test_ready_details_hide_passwords(settings):
     server, thread, base_url = start_server(with_passwords(settings))
     try:
         # A schema version ahead of the server fails a check, so /ready answers with each check's detail.
@@ -62,12 +63,27 @@ def test_ready_and_start_record_hide_passwords(settings, capsys):
         body = httpx.get(f"{base_url}/ready", timeout=10).text
     finally:
         stop_server(server, thread)
-    output = capsys.readouterr()
 
     assert "password=***" in body
     assert_hidden(body)
-    assert "server_started" in output.out + output.err
-    assert_hidden(output.out + output.err)
+
+
+def test_start_record_hides_passwords(settings, tmp_path):
+    port = free_port()
+    log_path = tmp_path / "serve.stdout.log"
+    environment = csdp_env(tmp_path / "var", CSDP_DATABASE_URL=with_passwords(settings).database_url, CSDP_SLA_CLOCK_SECONDS="0")
+    with log_path.open("w") as log, (tmp_path / "serve.stderr.log").open("w") as errors:
+        process = subprocess.Popen([str(CSDP), "serve", "--port", str(port)], env=environment, stdout=log, stderr=errors)
+    try:
+        _wait_for_health(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    output = log_path.read_text() + (tmp_path / "serve.stderr.log").read_text()
+
+    assert '"event": "server_started"' in output
+    assert "password=***" in output
+    assert_hidden(output)
 
 
 def test_migrate_output_hides_passwords(settings, tmp_path):

@@ -8,7 +8,7 @@ from litestar.enums import HttpMethod
 from ..observability.metrics import CONTENT_TYPE
 
 
-# Probes of load balancers often send HEAD, so both probes take it and answer like GET without a body.
+# Load balancers often probe with HEAD, so both probes accept it and respond as to GET, without a body.
 PROBE_METHODS = [HttpMethod.GET, HttpMethod.HEAD]
 
 
