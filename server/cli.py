@@ -7,6 +7,7 @@ import datetime as dt
 import importlib.util
 import ipaddress
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,7 @@ def serve(
 
     settings = _settings(var_dir, database_url, allow_dev_auth_on_network=allow_dev_auth_on_network)
     configure_logging(log_level)
+    _warn_unknown_variables()
     if settings.dev_auth_enabled and not _is_loopback(host):
         if not settings.allow_dev_auth_on_network:
             raise click.ClickException(
@@ -101,6 +103,17 @@ def serve(
     uvicorn.run(
         app, host=host, port=port, log_config=None, access_log=False, h11_max_incomplete_event_size=64 * 1024
     )
+
+
+def _warn_unknown_variables() -> None:
+    """Print and log each CSDP_* variable that is not a setting, because a misspelt name is otherwise ignored."""
+    import structlog
+
+    from .unknown_variables import unknown_variable_warnings
+
+    for warning in unknown_variable_warnings(os.environ):
+        click.echo(f"WARNING: {warning}", err=True)
+        structlog.get_logger("csdp.config").warning("unknown_setting_variable", message=warning)
 
 
 def _check_store(settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -115,8 +116,12 @@ def config_show(database_url: str | None, var_dir: Path | None, as_json: bool) -
     the command with the message that stops the server.
     """
     from .settings_report import effective_settings
+    from .unknown_variables import unknown_variable_warnings
 
     settings = _settings(var_dir, database_url)
+    # Printed to stderr, so that the settings on stdout stay parseable.
+    for warning in unknown_variable_warnings(os.environ):
+        click.echo(f"WARNING: {warning}", err=True)
     cli_fields = frozenset(name for name, value in (("var_dir", var_dir), ("database_url", database_url)) if value is not None)
     lines = effective_settings(settings, cli_fields=cli_fields)
     if as_json:

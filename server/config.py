@@ -267,22 +267,16 @@ class Settings:
             value = getattr(self, field)
             if not (math.isfinite(value) and minimum <= value <= maximum):
                 raise ConfigError(f"{name}={value!r} is invalid: expected a number of seconds from {minimum:g} to {maximum:g}")
-        if self.live_buffer_messages < 1:
+        if 0 < self.sla_clock_seconds < MIN_SLA_CLOCK_SECONDS:
             raise ConfigError(
-                f"CSDP_LIVE_BUFFER_MESSAGES={self.live_buffer_messages!r} is invalid: expected a whole number greater than 0"
+                f"CSDP_SLA_CLOCK_SECONDS={self.sla_clock_seconds!r} is invalid: expected 0 (off) or a number of "
+                f"seconds from {MIN_SLA_CLOCK_SECONDS:g} to 86400"
             )
         # Whole-number settings, checked here too because the CLI and tests build Settings without from_env.
-        for name, value, minimum in (
-            ("CSDP_MAX_BATCH_EVENTS", self.max_batch_events, 1),
-            ("CSDP_MAX_BODY_BYTES", self.max_body_bytes, 1),
-            ("CSDP_RATE_LIMIT_PER_MINUTE", self.rate_limit_per_minute, 0),
-            ("CSDP_RATE_LIMIT_BURST", self.rate_limit_burst, 1),
-            ("CSDP_DB_POOL_MIN_SIZE", self.db_pool_min_size, 0),
-            ("CSDP_DB_POOL_MAX_SIZE", self.db_pool_max_size, 1),
-        ):
-            if value < minimum:
-                expected = "greater than 0" if minimum == 1 else "0 or more"
-                raise ConfigError(f"{name}={value!r} is invalid: expected a whole number {expected}")
+        for name, field, minimum, maximum in _WHOLE_NUMBER_LIMITS:
+            value = getattr(self, field)
+            if not minimum <= value <= maximum:
+                raise ConfigError(f"{name}={value!r} is invalid: expected a whole number from {minimum} to {maximum}")
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ConfigError(
                 f"CSDP_DB_POOL_MIN_SIZE={self.db_pool_min_size} is larger than "
@@ -333,8 +327,6 @@ class Settings:
     def _validate_blob_store(self) -> None:
         if self.blob_backend not in BLOB_BACKENDS:
             raise ConfigError(f"CSDP_BLOB_BACKEND={self.blob_backend!r} is invalid: expected one of {', '.join(BLOB_BACKENDS)}")
-        if self.blob_max_bytes < 1:
-            raise ConfigError(f"CSDP_BLOB_MAX_BYTES={self.blob_max_bytes!r} is invalid: expected a whole number greater than 0")
         s3_settings = {
             "CSDP_BLOB_S3_BUCKET": self.blob_s3_bucket,
             "CSDP_BLOB_S3_ENDPOINT_URL": self.blob_s3_endpoint_url,
@@ -412,6 +404,27 @@ _SECONDS_LIMITS = (
 )
 
 
+# The SLA clock job runs again right after each run, so a tiny interval keeps a
+# core busy. The rule is 0 (off) or at least this many seconds.
+MIN_SLA_CLOCK_SECONDS = 0.1
+
+
+# Whole-number settings with their variables and bounds. The maxima stop a typo
+# with extra digits: each is far above any real load, and below the sizes that
+# PostgreSQL, SQLite or memory cannot serve (a pool larger than PostgreSQL's
+# max_connections is useless, and an S3 object is at most 5 TiB).
+_WHOLE_NUMBER_LIMITS = (
+    ("CSDP_MAX_BATCH_EVENTS", "max_batch_events", 1, 10_000),
+    ("CSDP_MAX_BODY_BYTES", "max_body_bytes", 1, 1024**3),
+    ("CSDP_RATE_LIMIT_PER_MINUTE", "rate_limit_per_minute", 0, 1_000_000),
+    ("CSDP_RATE_LIMIT_BURST", "rate_limit_burst", 1, 1_000_000),
+    ("CSDP_LIVE_BUFFER_MESSAGES", "live_buffer_messages", 1, 1_000_000),
+    ("CSDP_DB_POOL_MIN_SIZE", "db_pool_min_size", 0, 1000),
+    ("CSDP_DB_POOL_MAX_SIZE", "db_pool_max_size", 1, 1000),
+    ("CSDP_BLOB_MAX_BYTES", "blob_max_bytes", 1, 5 * 1024**4),
+)
+
+
 # The live settings must be above 0: a zero wait would make the hub or the
 # listener check spin without pause.
 _LIVE_SECONDS_LIMITS = (
@@ -478,16 +491,39 @@ def _boolean(env: dict[str, str] | os._Environ[str], name: str) -> bool:
     raise ConfigError(f"{name}={env[name]!r} is invalid: expected true or false")
 
 
-def redact_url(url: str, *, hide_bare_user: bool = False) -> str:
-    """Hide the password of a URL, for logs and messages.
+# Query parameters and keyword/value pairs of a database connection string that carry a secret.
+SECRET_CONNECTION_PARAMETERS = frozenset({"password", "sslpassword"})
+_SECRET_KEYWORD = re.compile(
+    r"\b(password|sslpassword)(\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE
+)
 
+
+def redact_url(url: str, *, hide_bare_user: bool = False) -> str:
+    """Hide every password in a URL or connection string, for logs, messages and responses.
+
+    The password of the user part and the values of `password` and `sslpassword`
+    query parameters become `***`. A libpq keyword/value string such as
+    `host=db password=x` keeps its keywords and loses the secret values.
     With `hide_bare_user`, a user name given without a password is hidden too,
     because some services take a token in that place.
     """
+    if "://" not in url:
+        return _SECRET_KEYWORD.sub(lambda match: f"{match.group(1)}{match.group(2)}***", url)
     scheme, separator, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
+    before_query, question, query = rest.partition("?")
+    authority, slash, path = before_query.partition("/")
+    # The last "@" ends the user part, so a password with an unencoded "@" is hidden whole.
     credentials, at, host = authority.rpartition("@")
-    if not at or (":" not in credentials and not hide_bare_user):
-        return url
-    shown = f"{credentials.split(':', 1)[0]}:***" if ":" in credentials else "***"
-    return f"{scheme}{separator}{shown}@{host}{slash}{path}"
+    if at and (":" in credentials or hide_bare_user):
+        shown = f"{credentials.split(':', 1)[0]}:***" if ":" in credentials else "***"
+        authority = f"{shown}@{host}"
+    if question:
+        query = "&".join(_redacted_query_pair(pair) for pair in query.split("&"))
+    return f"{scheme}{separator}{authority}{slash}{path}{question}{query}"
+
+
+def _redacted_query_pair(pair: str) -> str:
+    name, equals, _value = pair.partition("=")
+    if urllib.parse.unquote_plus(name).strip().lower() in SECRET_CONNECTION_PARAMETERS:
+        return f"{name}=***"
+    return pair

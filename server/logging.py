@@ -79,18 +79,23 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        started = time.perf_counter()
         headers = dict(scope.get("headers", []))
         raw = headers.get(CORRELATION_HEADER, b"").strip()
         problem = invalid_correlation_id(raw) if raw else None
         correlation_id = raw.decode("ascii") if raw and problem is None else str(uuid.uuid4())
         scope.setdefault("state", {})["correlation_id"] = correlation_id
+        app_state = scope["app"].state
         if problem is not None:
             log.info("correlation_id_rejected", path=scope.get("path"), correlation_id=correlation_id, error=problem)
             if scope.get("method") == "POST":
                 _audit_bad_header(scope, headers, correlation_id, problem)
-            await _send_bad_header(send, correlation_id, problem, raw)
+            try:
+                await _send_bad_header(send, correlation_id, problem, raw)
+            finally:
+                # Logged and counted like any other request, so a client that sends bad ids shows up.
+                _record_request(log, app_state, scope, 400, started, correlation_id)
             return
-        started = time.perf_counter()
         status = 500
 
         async def send_with_header(message: Message) -> None:
@@ -100,7 +105,6 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
                 message["headers"] = [*message.get("headers", []), (CORRELATION_HEADER, correlation_id.encode())]
             await send(message)
 
-        app_state = scope["app"].state
         tracing = getattr(app_state, "tracing", None)
         span_context = (
             tracing.request_span(scope.get("method", ""), scope.get("path", ""), _text_headers(headers), correlation_id)
@@ -113,23 +117,28 @@ def request_log_middleware(app: ASGIApp) -> ASGIApp:
                 if span is not None:
                     _finish_span(span, scope, status)
         finally:
-            seconds = time.perf_counter() - started
-            subject = getattr(scope["state"].get("actor"), "subject", None)
-            log.info(
-                "request",
-                method=scope.get("method"),
-                path=scope.get("path"),
-                status=status,
-                latency_ms=round(seconds * 1000, 2),
-                subject=subject,
-                correlation_id=correlation_id,
-            )
-            metrics = getattr(app_state, "metrics", None)
-            if metrics is not None:
-                route = getattr(scope.get("route_handler"), "name", None)
-                metrics.observe_request(route, scope.get("method", ""), status, seconds)
+            _record_request(log, app_state, scope, status, started, correlation_id)
 
     return middleware
+
+
+def _record_request(log: Any, app_state: Any, scope: Scope, status: int, started: float, correlation_id: str) -> None:
+    """Write the `request` log record and count the request in the HTTP metrics."""
+    seconds = time.perf_counter() - started
+    subject = getattr(scope["state"].get("actor"), "subject", None)
+    log.info(
+        "request",
+        method=scope.get("method"),
+        path=scope.get("path"),
+        status=status,
+        latency_ms=round(seconds * 1000, 2),
+        subject=subject,
+        correlation_id=correlation_id,
+    )
+    metrics = getattr(app_state, "metrics", None)
+    if metrics is not None:
+        route = getattr(scope.get("route_handler"), "name", None)
+        metrics.observe_request(route, scope.get("method", ""), status, seconds)
 
 
 def _text_headers(headers: dict[bytes, bytes]) -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -53,8 +52,6 @@ SETTING_VARIABLES = {
 }
 # Values printed only as "***" when set.
 SECRET_FIELDS = frozenset({"metrics_token", "blob_s3_secret_access_key"})
-# Query parameters of a database URL that libpq reads as secrets.
-SECRET_QUERY_PARAMETERS = frozenset({"password", "sslpassword"})
 HIDDEN = "***"
 
 
@@ -81,7 +78,7 @@ def effective_settings(
         else:
             source = "default"
         lines.append(SettingLine(variable, _displayed(field.name, getattr(settings, field.name)), source))
-    lines.append(SettingLine("effective database", redact_database_url(settings.effective_database_url), "derived"))
+    lines.append(SettingLine("effective database", redact_url(settings.effective_database_url), "derived"))
     lines.append(SettingLine("development tokens", "on" if settings.dev_auth_enabled else "off", "derived"))
     return lines
 
@@ -92,7 +89,7 @@ def _displayed(field: str, value: object) -> str:
     if field in SECRET_FIELDS:
         return HIDDEN if value else ""
     if field == "database_url":
-        return redact_database_url(str(value))
+        return redact_url(str(value))
     if field == "jwks_url":
         return redact_url(str(value), hide_bare_user=True)
     if isinstance(value, bool):
@@ -102,14 +99,3 @@ def _displayed(field: str, value: object) -> str:
     if isinstance(value, Path):
         return str(value)
     return str(value)
-
-
-def redact_database_url(url: str) -> str:
-    """Hide the password in the user part and in `password=` query parameters of a database URL."""
-    redacted = redact_url(url)
-    base, question, query = redacted.partition("?")
-    if not question:
-        return redacted
-    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-    hidden = [(name, HIDDEN if name.lower() in SECRET_QUERY_PARAMETERS else value) for name, value in pairs]
-    return f"{base}?{urllib.parse.urlencode(hidden, safe='*,')}"

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import asyncpg
 
+from server.config import redact_url
+
 from .postgres_cluster import PrivateCluster
 from .scenario import Scenario
 from .server_process import ServerProcess
@@ -120,7 +122,7 @@ def stop_target(target: Target, keep: bool) -> None:
         target.server.stop()
     if target.schema is not None and target.admin_database_url is not None:
         if keep:
-            print(f"schema of this run: {target.schema} in {target.admin_database_url}", file=sys.stderr)
+            print(f"schema of this run: {target.schema} in {redact_url(target.admin_database_url)}", file=sys.stderr)
         else:
             drop_schema(target.admin_database_url, target.schema)
     if target.cluster is not None:
@@ -134,11 +136,11 @@ def stop_target(target: Target, keep: bool) -> None:
 def create_schema(database_url: str, schema: str) -> str:
     """Create a schema for one run and return the URL that selects it."""
     if not database_url.startswith(("postgresql://", "postgres://")):
-        raise RunSetupError(f"--database-url {database_url!r} is invalid: expected postgresql://USER@HOST:PORT/DATABASE")
+        raise RunSetupError(f"--database-url {redact_url(database_url)!r} is invalid: expected postgresql://USER@HOST:PORT/DATABASE")
     try:
         asyncio.run(_execute(database_url, f"CREATE SCHEMA {schema}"))
     except (OSError, ValueError, asyncpg.PostgresError) as exc:
-        raise RunSetupError(f"--database-url {database_url!r} is not usable: {exc}") from None
+        raise RunSetupError(f"--database-url {redact_url(database_url)!r} is not usable: {exc}") from None
     separator = "&" if "?" in database_url else "?"
     return f"{database_url}{separator}search_path={schema}"
 

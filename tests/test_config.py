@@ -33,7 +33,29 @@ BAD_VALUES = [
     ("CSDP_LIVE_LISTENER_CHECK_SECONDS", "0.01", "CSDP_LIVE_LISTENER_CHECK_SECONDS=0.01 is invalid"),
     ("CSDP_LIVE_BUFFER_MESSAGES", "0", "CSDP_LIVE_BUFFER_MESSAGES='0' is invalid: expected a whole number greater than 0"),
     ("CSDP_LIVE_BUFFER_MESSAGES", "many", "CSDP_LIVE_BUFFER_MESSAGES='many' is invalid"),
+    ("CSDP_SLA_CLOCK_SECONDS", "0.0001", "CSDP_SLA_CLOCK_SECONDS=0.0001 is invalid: expected 0 (off) or a number of seconds from 0.1 to 86400"),
+    ("CSDP_SLA_CLOCK_SECONDS", "0.09", "CSDP_SLA_CLOCK_SECONDS=0.09 is invalid"),
+    ("CSDP_SLA_CLOCK_SECONDS", "86401", "CSDP_SLA_CLOCK_SECONDS=86401.0 is invalid"),
+    ("CSDP_MAX_BATCH_EVENTS", "99999999999999999999", "CSDP_MAX_BATCH_EVENTS=99999999999999999999 is invalid: expected a whole number from 1 to 10000"),
+    ("CSDP_MAX_BATCH_EVENTS", "10001", "CSDP_MAX_BATCH_EVENTS=10001 is invalid"),
+    ("CSDP_MAX_BODY_BYTES", "1073741825", "CSDP_MAX_BODY_BYTES=1073741825 is invalid: expected a whole number from 1 to 1073741824"),
+    ("CSDP_RATE_LIMIT_PER_MINUTE", "1000001", "CSDP_RATE_LIMIT_PER_MINUTE=1000001 is invalid"),
+    ("CSDP_RATE_LIMIT_BURST", "1000001", "CSDP_RATE_LIMIT_BURST=1000001 is invalid"),
+    ("CSDP_LIVE_BUFFER_MESSAGES", "1000001", "CSDP_LIVE_BUFFER_MESSAGES=1000001 is invalid"),
+    ("CSDP_DB_POOL_MIN_SIZE", "1001", "CSDP_DB_POOL_MIN_SIZE=1001 is invalid: expected a whole number from 0 to 1000"),
+    ("CSDP_DB_POOL_MAX_SIZE", "1001", "CSDP_DB_POOL_MAX_SIZE=1001 is invalid"),
+    ("CSDP_BLOB_MAX_BYTES", "5497558138881", "CSDP_BLOB_MAX_BYTES=5497558138881 is invalid"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("CSDP_SLA_CLOCK_SECONDS", "0"), ("CSDP_SLA_CLOCK_SECONDS", "0.1"), ("CSDP_MAX_BATCH_EVENTS", "10000"), ("CSDP_DB_POOL_MAX_SIZE", "1000")],
+)
+def test_boundary_value_accepted(tmp_path, variable, value):
+    settings = Settings.from_env({"CSDP_VAR_DIR": str(tmp_path / "var"), variable: value})
+
+    assert settings.validate() is None
 
 
 @pytest.mark.parametrize(("variable", "value", "message"), BAD_VALUES, ids=[f"{v}={x}" for v, x, _ in BAD_VALUES])
@@ -105,6 +127,12 @@ def test_dev_key_in_unwritable_folder(tmp_path):
         ("http://127.0.0.1:8/jwks", "http://127.0.0.1:8/jwks"),
         ("http://tok3n@127.0.0.1:8/jwks", "http://***@127.0.0.1:8/jwks"),
         ("http://127.0.0.1:8/a@b", "http://127.0.0.1:8/a@b"),
+        ("postgresql://app:pw@db/csdp?password=pw2", "postgresql://app:***@db/csdp?password=***"),
+        ("postgresql://app@db/csdp?sslmode=require&PassWord=pw2", "postgresql://***@db/csdp?sslmode=require&PassWord=***"),
+        ("postgresql://app@db/csdp?sslpassword=key&application_name=x", "postgresql://***@db/csdp?sslpassword=***&application_name=x"),
+        ("postgresql://app@db?password=pw2", "postgresql://***@db?password=***"),
+        ("host=db password=secret dbname=csdp", "host=db password=*** dbname=csdp"),
+        ("host=db PASSWORD = 'two words' sslpassword=k", "host=db PASSWORD = *** sslpassword=***"),
     ],
 )
 def test_redact_url_hides_password(url, shown):

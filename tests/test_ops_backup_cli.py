@@ -98,6 +98,7 @@ def test_restore_rejects_non_empty_store(tmp_path, backup_file):
     assert result.returncode == 1
     assert "is not empty (it holds " in result.stderr
     assert "restore into a new, empty database" in result.stderr
+    assert "rows" not in result.stderr  # no progress bar is drawn before the check
 
 
 def test_restore_rejects_file_that_is_not_gzip(tmp_path):
@@ -163,7 +164,7 @@ def test_restore_rejects_newer_format(tmp_path, backup_file):
     result = run_csdp(tmp_path / "target", "restore", str(backup_file))
 
     assert result.returncode == 1
-    assert f"has backup format version {FORMAT_VERSION + 1}; this csdp reads version {FORMAT_VERSION}" in result.stderr
+    assert f"has backup format version {FORMAT_VERSION + 1}; this csdp reads versions 1 and {FORMAT_VERSION}" in result.stderr
 
 
 def test_restore_rejects_newer_schema(tmp_path, backup_file):
@@ -191,8 +192,103 @@ def test_restore_rejects_invalid_value_and_leaves_store_empty(tmp_path, backup_f
     result = run_csdp(target, "restore", str(backup_file))
 
     assert result.returncode == 1
-    assert f"the backup's events row global_position={row[0]} has an invalid value" in result.stderr
-    assert event_count(target) == 0
+    assert f"line {index + 1} (events) has an invalid value: " in result.stderr
+    assert not (target / "csdp.sqlite3").exists()
+
+
+def edit_column(backup_file: Path, table: str, column: str, value: object) -> int:
+    """Set `column` of the first `table` row to `value`, reseal the file and return the row's line number."""
+    lines = read_lines(backup_file)
+    header = json.loads(lines[0])
+    index = next(i for i, line in enumerate(lines) if line.startswith(f'["{table}"'.encode()))
+    name, row = json.loads(lines[index])
+    row[header["tables"][table].index(column)] = value
+    lines[index] = json.dumps([name, row]).encode() + b"\n"
+    write_lines(backup_file, lines, reseal=True)
+    return index + 1
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "message"),
+    [
+        ("events", "event", "{not json", "(events) has an invalid event document: "),
+        ("events", "event", '{"event_id": 1}', "(events) has an invalid event document: "),
+        ("decisions", "decision", "[]", "(decisions) has an invalid decision document: "),
+        ("decisions", "proposal", '{"type": "no_such_type"}', "(decisions) has an invalid proposal document: "),
+        ("catalog_events", "payload", "{", "(catalog_events) has an invalid payload document: "),
+        ("events", "occurred_at", "yesterday", "(events) has an invalid value: "),
+    ],
+    ids=["event-not-json", "event-wrong-shape", "decision", "proposal", "catalog-payload", "timestamp"],
+)
+def test_restore_checks_every_document_first(tmp_path, backup_file, table, column, value, message):
+    number = edit_column(backup_file, table, column, value)
+    target = tmp_path / "target"
+
+    result = run_csdp(target, "restore", str(backup_file))
+
+    assert result.returncode == 1
+    assert f"is corrupt: line {number} {message}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (target / "csdp.sqlite3").exists()
+
+
+def test_restore_explains_failed_rebuild(tmp_path, backup_file):
+    """A document that decodes but does not replay (a wrong stream version) fails in the rebuild, after loading."""
+    lines = read_lines(backup_file)
+    header = json.loads(lines[0])
+    index = next(i for i, line in enumerate(lines) if line.startswith(b'["events"'))
+    name, row = json.loads(lines[index])
+    column = header["tables"]["events"].index("event")
+    document = json.loads(row[column])
+    document["stream_version"] = 99
+    row[column] = json.dumps(document)
+    lines[index] = json.dumps([name, row]).encode() + b"\n"
+    write_lines(backup_file, lines, reseal=True)
+
+    result = run_csdp(tmp_path / "target", "restore", str(backup_file))
+
+    assert result.returncode == 1
+    assert "but rebuilding the projections failed: " in result.stderr
+    assert "do not start a server on it" in result.stderr
+    assert "csdp projections rebuild" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_restore_reads_format_version_1(tmp_path, backup_file):
+    """A file written before the attachment index was backed up restores with an empty index."""
+    lines = read_lines(backup_file)
+    header = json.loads(lines[0])
+    closing = json.loads(lines[-1])
+    header["format_version"] = 1
+    for table in ("blobs", "blob_uploaders"):
+        del header["tables"][table]
+        del closing["counts"][table]
+    body = [json.dumps(header).encode() + b"\n"]
+    body += [line for line in lines[1:-1] if not line.startswith((b'["blobs"', b'["blob_uploaders"'))]
+    closing["sha256"] = hashlib.sha256(b"".join(body)).hexdigest()
+    write_lines(backup_file, [*body, json.dumps(closing).encode() + b"\n"])
+    target = tmp_path / "target"
+
+    result = run_csdp(target, "restore", str(backup_file))
+
+    assert result.returncode == 0, result.stderr
+    assert event_count(target) == event_count(tmp_path / "source")
+
+
+def test_restore_of_version_1_rejects_blob_rows(tmp_path, backup_file):
+    lines = read_lines(backup_file)
+    header = json.loads(lines[0])
+    header["format_version"] = 1
+    for table in ("blobs", "blob_uploaders"):
+        del header["tables"][table]
+    lines[0] = json.dumps(header).encode() + b"\n"
+    lines.insert(1, b'["blobs", ["ab", 1, "image/jpeg", "stored", "e-1", "2026-01-01T00:00:00+00:00", null]]\n')
+    write_lines(backup_file, lines, reseal=True)
+
+    result = run_csdp(tmp_path / "target", "restore", str(backup_file))
+
+    assert result.returncode == 1
+    assert "line 2 names the unknown table 'blobs'" in result.stderr
 
 
 def test_restore_rejects_unknown_table(tmp_path, backup_file):

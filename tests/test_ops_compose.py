@@ -37,7 +37,7 @@ def test_compose_file_valid():
 
 
 def test_compose_services(resolved):
-    assert set(resolved["services"]) == {"postgres", "objects", "migrate", "csdp-1", "csdp-2"}
+    assert set(resolved["services"]) == {"postgres", "objects", "buckets", "migrate", "csdp-1", "csdp-2"}
 
 
 @pytest.mark.parametrize("service", ["postgres", "objects", "csdp-1", "csdp-2"])
@@ -57,6 +57,20 @@ def test_compose_replicas_wait_for_migration(resolved, replica):
     assert "/ready" in " ".join(service["healthcheck"]["test"])
     # Compose 1.29 prints the short form; the replicas publish their port on loopback only.
     assert all(str(port).startswith("127.0.0.1:") for port in service["ports"])
+
+
+@pytest.mark.parametrize("replica", ["csdp-1", "csdp-2"])
+def test_compose_replicas_store_blobs_in_bucket(resolved, replica):
+    service = resolved["services"][replica]
+    environment = service["environment"]
+    buckets = resolved["services"]["buckets"]
+
+    assert environment["CSDP_BLOB_BACKEND"] == "s3"
+    assert environment["CSDP_BLOB_S3_ENDPOINT_URL"] == "http://objects:9000"
+    assert environment["CSDP_BLOB_S3_ACCESS_KEY_ID"] == resolved["services"]["objects"]["environment"]["MINIO_ROOT_USER"]
+    assert buckets["command"] == ["mb", "--ignore-existing", f"objects/{environment['CSDP_BLOB_S3_BUCKET']}"]
+    assert buckets["depends_on"]["objects"]["condition"] == "service_healthy"
+    assert service["depends_on"]["buckets"]["condition"] == "service_completed_successfully"
 
 
 def test_compose_migration_waits_for_database(resolved):

@@ -152,6 +152,20 @@ def test_bad_correlation_id_logged_and_rejected(tmp_path):
 
 
 
+def test_each_bad_correlation_id_gets_request_record(tmp_path):
+    bad_ids = ["tab\tinside", "x" * 300, "ger\u00e4t-7".encode()]
+    batches = [({"X-Correlation-ID": bad}, {"events": [created(f"wo-{n}")]}) for n, bad in enumerate(bad_ids)]
+
+    responses, log_text, _ = run_server_and_post(tmp_path, batches)  # type: ignore[arg-type]
+
+    assert [response.status_code for response in responses] == [400, 400, 400]
+    replacements = [response.headers["x-correlation-id"] for response in responses]
+    logged = [r for r in records(log_text) if r.get("event") == "request" and r.get("correlation_id") in replacements]
+    assert [r["correlation_id"] for r in logged] == replacements
+    assert all(r["status"] == 400 for r in logged)
+    assert all(r["method"] == "POST" and r["path"] == "/v1/events" for r in logged)
+
+
 def test_store_error_logged_with_ids(tmp_path, postgres_database):
     schema = f"logs_{uuid.uuid4().hex[:12]}"
     url = f"{postgres_database}?search_path={schema}"

@@ -97,6 +97,17 @@ def test_metrics_expose_every_named_series(metrics_server):
     assert sample(samples, "csdp_metrics_refresh_errors_total") == 0
 
 
+def test_metrics_count_bad_correlation_id(metrics_server):
+    before = scrape(metrics_server.base_url)
+    key = ("csdp_http_requests_total", (("method", "GET"), ("route", "health"), ("status", "400")))
+
+    response = httpx.get(f"{metrics_server.base_url}/health", headers={"X-Correlation-ID": "bad id"}, timeout=10)
+    after = scrape(metrics_server.base_url)
+
+    assert response.status_code == 400
+    assert after[key] == before.get(key, 0) + 1
+
+
 def test_metrics_projection_lag_drains(metrics_server):
     admin = metrics_server.client(Role.ADMIN, "admin-1")
     post_batch(admin, [event(f"wo-{index}", "created", 0, {"title": "t", "site_id": "s", "priority": "P3"}) for index in range(5)])

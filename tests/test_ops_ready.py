@@ -1,4 +1,4 @@
-"""`GET /health` and `GET /ready`: ready when everything runs, and a 503 naming each cause otherwise."""
+"""`GET /health` and `GET /ready` (and their HEAD): ready when everything runs, and a 503 naming each cause otherwise."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import asyncio
 import sqlite3
 import time
 
+import httpx
 import pytest
+from conftest import start_server, stop_server
 from litestar.testing import AsyncTestClient
 
 from server.app import create_app
@@ -180,3 +182,24 @@ async def test_not_ready_logged_once_per_change(settings, monkeypatch):
     assert [event for event, _ in lines] == ["not_ready", "ready_again"]
     assert lines[0][1]["causes"] == ["sla_clock: the task is not running"]
     assert lines[1][1]["previously_failing"] == ["sla_clock"]
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready"])
+def test_head_matches_get(settings, path):
+    """Load balancers often probe with HEAD: same status and headers as GET, no body."""
+    server, thread, base_url = start_server(settings)
+    try:
+        got = httpx.get(f"{base_url}{path}", timeout=10)
+        head = httpx.head(f"{base_url}{path}", timeout=10)
+        with sqlite3.connect(settings.sqlite_path) as connection:
+            connection.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 'x')")
+        failing = httpx.head(f"{base_url}{path}", timeout=10)
+    finally:
+        stop_server(server, thread)
+
+    assert head.status_code == got.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert failing.status_code == (200 if path == "/health" else 503)
+    assert failing.content == b""

@@ -1,19 +1,24 @@
-"""Operations endpoints: `GET /health`, `GET /ready` and `GET /metrics`."""
+"""Operations endpoints: `GET /health`, `GET /ready` (both also `HEAD`) and `GET /metrics`."""
 
 from __future__ import annotations
 
-from litestar import Request, Response, get
+from litestar import Request, Response, get, route
+from litestar.enums import HttpMethod
 
 from ..observability.metrics import CONTENT_TYPE
 
 
-@get("/health", name="health")
+# Load balancers often probe with HEAD, so both probes accept it and respond as to GET, without a body.
+PROBE_METHODS = [HttpMethod.GET, HttpMethod.HEAD]
+
+
+@route("/health", http_method=PROBE_METHODS, name="health")
 async def health() -> dict[str, str]:
     """Report that the process serves requests; nothing else is checked."""
     return {"status": "ok"}
 
 
-@get("/ready", name="ready")
+@route("/ready", http_method=PROBE_METHODS, name="ready")
 async def ready(request: Request) -> Response:
     """Report whether this replica can take traffic: 200, or 503 with a body naming each check that failed."""
     readiness = await request.app.state.readiness.check()

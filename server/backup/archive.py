@@ -1,6 +1,6 @@
 """The backup file: gzip-compressed JSON lines with a header, one line per row, and a closing manifest.
 
-    {"format": "csdp-backup", "format_version": 1, "schema_version": 4, "source": "sqlite", ...}
+    {"format": "csdp-backup", "format_version": 2, "schema_version": 7, "source": "sqlite", ...}
     ["events", [1, "6f0c...", "wo-1", ...]]
     ...
     {"end": true, "counts": {"events": 120, ...}, "sha256": "..."}
@@ -10,11 +10,16 @@ count of each table and the SHA-256 of every line before it (the bytes as
 written, before compression), so a truncated or edited file is detected
 before anything is restored. Rows are written and read one at a time, so
 neither side holds the log in memory.
+
+Format version 2 added the attachment index (`blobs`, `blob_uploaders`).
+A version 1 file still restores, with an empty attachment index.
 """
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
+import functools
 import gzip
 import hashlib
 import zlib
@@ -23,14 +28,28 @@ from pathlib import Path
 from typing import IO, Any
 
 import msgspec
+from shared_schema import EventDecision, ProposedEvent
 
-from .tables import TABLES, TABLES_BY_NAME, Table
+from ..upcasting import decode_recorded_event, upcast_proposal
+from .tables import FORMAT_TABLES, SQLITE_CONVERTERS, TABLES, TABLES_BY_NAME, InvalidValue, Kind, Table, row_converter
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
 FORMAT = "csdp-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = tuple(sorted(FORMAT_TABLES))
+
+_decode_decision = msgspec.json.Decoder(EventDecision).decode
+_decode_proposal = msgspec.json.Decoder(ProposedEvent).decode
+
+# The JSON documents that the projection rebuild decodes, with the decoder it uses.
+# Any other JSON column only has to be valid JSON.
+_DOCUMENT_DECODERS: dict[tuple[str, str], Any] = {
+    ("events", "event"): decode_recorded_event,
+    ("decisions", "decision"): _decode_decision,
+    ("decisions", "proposal"): lambda raw: upcast_proposal(_decode_proposal(raw)),
+}
 
 
 class BackupError(Exception):
@@ -89,20 +108,28 @@ class BackupReader:
         self.counts: dict[str, int] = {}
 
     def verify(self) -> dict[str, int]:
-        """Read the whole file once and check its header, columns, row shapes, counts and checksum; return the counts."""
+        """Read the whole file once and check its header, every value of every row, the counts and the checksum.
+
+        Each value is converted the way a restore converts it, and each event,
+        decision and proposal document is decoded the way the projection
+        rebuild decodes it, so a bad row stops the restore before anything is
+        written. Return the row count of each table in the file.
+        """
         digest = hashlib.sha256()
-        counts = {table.name: 0 for table in TABLES}
+        counts: dict[str, int] = {}
         closing: dict[str, Any] | None = None
         for number, data, value in self._lines():
             if closing is not None:
                 raise self._corrupt(f"line {number} follows the closing manifest")
             if number == 1:
                 self.header = self._check_header(value)
+                counts = {table.name: 0 for table in FORMAT_TABLES[self.header["format_version"]]}
             elif isinstance(value, dict) and value.get("end") is True:
                 closing = value
                 continue
             else:
                 table = self._row_table(number, value)
+                self._check_row(number, table, value[1])
                 counts[table.name] += 1
             digest.update(data)
         if not self.header:
@@ -146,14 +173,15 @@ class BackupReader:
         if not isinstance(value, dict) or value.get("format") != FORMAT:
             raise BackupError(f"{self.path} is not a csdp backup: its first line has no \"format\": \"{FORMAT}\"")
         version = value.get("format_version")
-        if version != FORMAT_VERSION:
+        if type(version) is not int or version not in FORMAT_TABLES:
+            readable = " and ".join(str(number) for number in READABLE_FORMAT_VERSIONS)
             raise BackupError(
-                f"{self.path} has backup format version {version!r}; this csdp reads version {FORMAT_VERSION}. "
+                f"{self.path} has backup format version {version!r}; this csdp reads versions {readable}. "
                 "Restore it with the csdp release that wrote it"
             )
         if not isinstance(value.get("schema_version"), int):
             raise self._corrupt("the header has no integer schema_version")
-        expected = {table.name: table.column_names for table in TABLES}
+        expected = {table.name: table.column_names for table in FORMAT_TABLES[version]}
         if value.get("tables") != expected:
             raise BackupError(
                 f"{self.path} lists tables or columns {value.get('tables')} that differ from this server's {expected}; "
@@ -165,11 +193,33 @@ class BackupReader:
         if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], list)):
             raise self._corrupt(f"line {number} is not a [table, row] pair")
         table = TABLES_BY_NAME.get(value[0]) if isinstance(value[0], str) else None
-        if table is None:
+        if table is None or table not in FORMAT_TABLES[self.header["format_version"]]:
             raise self._corrupt(f"line {number} names the unknown table {value[0]!r}")
         if len(value[1]) != len(table.columns):
             raise self._corrupt(f"line {number} has {len(value[1])} values; table {table.name} has {len(table.columns)} columns")
         return table
 
+    def _check_row(self, number: int, table: Table, row: list[Any]) -> None:
+        """Raise BackupError naming the line and the column of the first value that a restore could not load."""
+        try:
+            _converter(table)(row)
+        except (InvalidValue, ValueError, binascii.Error) as exc:
+            raise self._corrupt(f"line {number} ({table.name}) has an invalid value: {exc}") from None
+        for column, raw in zip(table.columns, row):
+            if column.kind is not Kind.JSON or raw is None:
+                continue
+            decode = _DOCUMENT_DECODERS.get((table.name, column.name), _decode)
+            try:
+                decode(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+                raise self._corrupt(
+                    f"line {number} ({table.name}) has an invalid {column.name} document: {exc}"
+                ) from None
+
     def _corrupt(self, cause: str) -> BackupError:
         return BackupError(f"backup file {self.path} is corrupt: {cause}")
+
+
+@functools.cache
+def _converter(table: Table) -> Any:
+    return row_converter(table, SQLITE_CONVERTERS)

@@ -9,7 +9,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+import structlog
 
 from ..config import Settings
 from ..projections.console import run_rebuild
@@ -20,6 +30,8 @@ from .archive import BackupError, BackupReader, BackupWriter
 from .stores import backup_postgres, backup_sqlite, restore_postgres, restore_sqlite
 
 DEFAULT_BATCH_SIZE = 2000
+
+log = structlog.get_logger("csdp.backup")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +53,23 @@ def _row_bar(description: str, console: Console) -> Iterator[tuple[Callable[[int
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task(description, total=None)
-        yield (lambda total: bar.update(task, total=total)), (lambda rows: bar.advance(task, rows))
+    # The bar is drawn at the first call, so an error found before any row (such as a store
+    # that is not empty) is printed without a bar above it.
+    bar = Progress(*columns, console=console)
+    task: TaskID | None = None
+
+    def started() -> TaskID:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(description, total=None)
+        return task
+
+    try:
+        yield (lambda total: bar.update(started(), total=total)), (lambda rows: bar.advance(started(), rows))
+    finally:
+        if task is not None:
+            bar.stop()
 
 
 def run_backup(settings: Settings, path: Path, batch_size: int, console: Console) -> BackupWriter:
@@ -88,11 +114,20 @@ def run_restore(settings: Settings, path: Path, batch_size: int, console: Consol
         await store.close()
 
     asyncio.run(migrate())
+    total = sum(counts.values())
     with _row_bar("restore", console) as (start, advance):
-        start(sum(counts.values()))
         if isinstance(store, PostgresStore):
-            asyncio.run(restore_postgres(store.dsn, store.description, reader.rows(), batch_size, advance))
+            asyncio.run(restore_postgres(store.dsn, store.description, reader.rows(), batch_size, lambda: start(total), advance))
         else:
-            restore_sqlite(store.path, reader.rows(), batch_size, advance)
-    rebuild = run_rebuild(settings, PROJECTIONS, batch_size, console)
+            restore_sqlite(store.path, reader.rows(), batch_size, lambda: start(total), advance)
+    try:
+        rebuild = run_rebuild(settings, PROJECTIONS, batch_size, console)
+    except Exception as exc:  # noqa: BLE001 - any failure here leaves the same state, which the message explains
+        log.error("restore_rebuild_failed", backup=str(path), store=store.description, error=repr(exc))
+        raise BackupError(
+            f"the {total} rows of {path} were loaded into {store.description}, but rebuilding the projections "
+            f"failed: {type(exc).__name__}: {exc}. The store now contains the log without its projections, so do "
+            "not start a server on it: empty it (drop and create the database, or delete the SQLite file) and "
+            "restore again, or fix the cause and run csdp projections rebuild"
+        ) from None
     return RestoreResult(counts=counts, schema_version=found, source=str(reader.header.get("source")), rebuild=rebuild)

@@ -196,8 +196,13 @@ _RENEW_IDENTITY = (
 )
 
 
-def restore_sqlite(path: Path, rows: Iterator[tuple[Table, list[Any]]], batch_size: int, on_rows: RowsCallback) -> None:
-    """Insert the backup's rows into the migrated SQLite file at `path` in one transaction."""
+def restore_sqlite(
+    path: Path, rows: Iterator[tuple[Table, list[Any]]], batch_size: int, on_start: Callable[[], None], on_rows: RowsCallback
+) -> None:
+    """Insert the backup's rows into the migrated SQLite file at `path` in one transaction.
+
+    `on_start` is called once the store is found empty, before the first row.
+    """
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute("PRAGMA foreign_keys = ON")
@@ -205,6 +210,7 @@ def restore_sqlite(path: Path, rows: Iterator[tuple[Table, list[Any]]], batch_si
         counts = {table.name: connection.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0] for table in TABLES}
         if any(counts.values()):
             raise _not_empty(f"sqlite:///{path}", counts)
+        on_start()
         for table, page in _pages(rows, batch_size):
             placeholders = ", ".join("?" for _ in table.columns)
             connection.executemany(
@@ -223,9 +229,17 @@ def restore_sqlite(path: Path, rows: Iterator[tuple[Table, list[Any]]], batch_si
 
 
 async def restore_postgres(
-    dsn: str, description: str, rows: Iterator[tuple[Table, list[Any]]], batch_size: int, on_rows: RowsCallback
+    dsn: str,
+    description: str,
+    rows: Iterator[tuple[Table, list[Any]]],
+    batch_size: int,
+    on_start: Callable[[], None],
+    on_rows: RowsCallback,
 ) -> None:
-    """Copy the backup's rows into the migrated PostgreSQL database in one transaction."""
+    """Copy the backup's rows into the migrated PostgreSQL database in one transaction.
+
+    `on_start` is called once the store is found empty, before the first row.
+    """
     connection = await _connect(dsn, description)
     try:
         async with connection.transaction():
@@ -234,6 +248,7 @@ async def restore_postgres(
             counts = {table.name: await connection.fetchval(f"SELECT count(*) FROM {table.name}") for table in TABLES}
             if any(counts.values()):
                 raise _not_empty(description, counts)
+            on_start()
             for table, page in _pages(rows, batch_size):
                 records = _converted(table, page, POSTGRES_CONVERTERS)
                 await connection.copy_records_to_table(table.name, records=records, columns=table.column_names)

@@ -1,8 +1,8 @@
 """The tables a backup contains, their columns and how each column's value is written in the file.
 
 Only the records that cannot be derived are backed up: the event log, the
-decisions, the catalog events, the audit of denied requests and the
-projectors' checkpoints. Every other table is a projection, which the
+decisions, the catalog events, the audit of denied requests, the
+projectors' checkpoints and the index of attachment blobs. Every other table is a projection, which the
 restore rebuilds from these.
 
 In the file every value is plain JSON, whichever store wrote it. Integers
@@ -105,8 +105,21 @@ TABLES = (
         "denial_id",
     ),
     Table("projector_checkpoints", _columns("name:text", "position:integer", "updated_at:instant"), "name"),
+    # The attachment index: blobs before their uploaders, which refer to them. The bytes stay in the blob store.
+    Table(
+        "blobs",
+        _columns(
+            "sha256:text", "size_bytes:integer", "content_type:text", "status:text", "created_by:text",
+            "created_at:timestamp", "stored_at:timestamp",
+        ),
+        "sha256",
+    ),
+    Table("blob_uploaders", _columns("sha256:text", "subject:text", "uploaded_at:timestamp"), "sha256"),
 )
 TABLES_BY_NAME = {table.name: table for table in TABLES}
+
+# The tables in the files of each backup format version. Version 1 files have no attachment index.
+FORMAT_TABLES = {1: TABLES[:5], 2: TABLES}
 
 
 # -- to the file -------------------------------------------------------------

@@ -34,6 +34,7 @@ from shared_schema import (
     WorkOrderState,
 )
 
+from ..config import redact_url
 from ..upcasting import decode_recorded_event
 from ..ingest import StoredDecision, causation_ids, plan_batch, renumber_positions, review_keys
 from .errors import InvalidValue, SchemaOutdated, StoreError, StoreUnavailable, schema_mismatch
@@ -89,7 +90,7 @@ class PostgresStore:
 
     @property
     def description(self) -> str:
-        return _redacted(self.dsn)
+        return redact_url(self.dsn)
 
     def connection_use(self) -> tuple[int, int, int]:
         """Return (in use, idle, maximum) connections of the pool; (0, 0, maximum) while it is closed."""
@@ -520,13 +521,3 @@ def current_state_columns(states: list[WorkOrderState]) -> list[list[object]]:
         [state.updated_at for state in states],
         [_text(state) for state in states],
     ]
-
-
-def _redacted(dsn: str) -> str:
-    """Hide the password of a connection URL, for logs and messages."""
-    scheme, separator, rest = dsn.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return dsn
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{separator}{user}:***@{host}"
