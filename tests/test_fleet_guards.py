@@ -11,10 +11,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from interrupt_helpers import interrupt_run
 
 from simulators.fleet import parse_args, read_replay, write_replay
 from simulators.run import RunOptions
@@ -186,29 +186,16 @@ def test_two_runs_against_one_demo_server_record_their_own_orders(demo_server, t
 @pytest.mark.fleet
 @pytest.mark.parametrize(("signal_number", "status", "words"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_interrupted_run_stops_cleanly(tmp_path: Path, signal_number: int, status: int, words: str) -> None:
-    environment = {**os.environ, "TMPDIR": str(tmp_path)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "simulators.fleet", "--json", "--preset", "default", "--orders", "400"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=environment,
-        start_new_session=True,
+    result = interrupt_run(
+        ["simulators.fleet", "--json", "--preset", "default", "--orders", "400"],
+        {**os.environ, "TMPDIR": str(tmp_path)},
+        tmp_path,
+        "csdp-fleet-*/*.sqlite*",
+        signal_number,
     )
-    # Wait until the run has started its server and its tablets have files.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(tmp_path.glob("csdp-fleet-*/*.sqlite*")):
-        time.sleep(0.2)
-    time.sleep(1)
-    # Ctrl-C in a terminal reaches the whole process group, the server included; SIGTERM only the main process.
-    if signal_number == signal.SIGINT:
-        os.killpg(process.pid, signal_number)
-    else:
-        process.send_signal(signal_number)
-    _, stderr = process.communicate(timeout=120)
+    stderr = result.stderr
 
-    assert process.returncode == status, stderr[-2000:]
+    assert result.returncode == status, stderr[-2000:]
     assert "Traceback" not in stderr
     assert "fleet: " in stderr and words in stderr
     assert list(tmp_path.glob("csdp-fleet-*")) == []

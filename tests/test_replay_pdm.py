@@ -9,10 +9,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from interrupt_helpers import interrupt_run
 
 from simulators.replay_pdm.__main__ import main, parse_args
 from simulators.replay_pdm.agents import ReplayBehaviour
@@ -351,28 +351,16 @@ def test_benchmark_section_names_the_given_file() -> None:
 
 @pytest.mark.parametrize(("signal_number", "status", "words"), [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_interrupted_replay_removes_its_folder(tmp_path: Path, signal_number: int, status: int, words: str) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "simulators.replay_pdm", "--months", "12", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-        start_new_session=True,
+    result = interrupt_run(
+        ["simulators.replay_pdm", "--months", "12", "--json"],
+        {**os.environ, "TMPDIR": str(tmp_path)},
+        tmp_path,
+        "csdp-replay-pdm-*/server/*",
+        signal_number,
     )
-    # Wait until the run's server has written its store into the run's folder.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(tmp_path.glob("csdp-replay-pdm-*/server/*")):
-        time.sleep(0.2)
-    time.sleep(1)
-    # Ctrl-C in a terminal reaches the whole process group, the server included; SIGTERM only the main process.
-    if signal_number == signal.SIGINT:
-        os.killpg(process.pid, signal_number)
-    else:
-        process.send_signal(signal_number)
-    _, stderr = process.communicate(timeout=120)
+    stderr = result.stderr
 
-    assert process.returncode == status, stderr[-2000:]
+    assert result.returncode == status, stderr[-2000:]
     assert "Traceback" not in stderr
     assert "replay_pdm: " in stderr and words in stderr
     assert list(tmp_path.glob("csdp-replay-pdm-*")) == []
