@@ -80,7 +80,9 @@ OPERATIONS = [
     "HEAD /v1/blobs/{sha256}",
     "GET /v1/stream",
     "GET /health",
+    "HEAD /health",
     "GET /ready",
+    "HEAD /ready",
     "GET /v1/schema/transitions",
 ]
 # A blob chunk is raw bytes; the media type the upload protocol names is sent like any octet stream.

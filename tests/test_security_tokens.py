@@ -308,7 +308,10 @@ def test_key_rotation_without_restart(tmp_path, idp, serve):
     # This request still meets the cached keys and starts the background fetch.
     last_with_old_key = call(live, "GET", "/v1/work-orders", old_token)
     wait_for(lambda: idp.fetches == 3)
-    retired = call(live, "GET", "/v1/work-orders", old_token)
+    # The provider has served the fetch; the server installs the new key set a moment later.
+    answers = []
+    wait_for(lambda: answers.append(call(live, "GET", "/v1/work-orders", old_token)) or answers[-1].status_code != 200)
+    retired = answers[-1]
 
     assert fetches_before_rotation == 1
     assert new.status_code == 200

@@ -232,7 +232,7 @@ def test_parallel_runs_record_once(live_server, clients):
 def test_two_servers_record_once(settings: Settings, store_kind):
     """Two servers with the clock job on one PostgreSQL database record each crossing once."""
     put_contracts(settings, {"ct-24x7": ROUND_THE_CLOCK})
-    fast = Settings(var_dir=settings.var_dir, database_url=settings.database_url, sla_clock_seconds=0.05)
+    fast = Settings(var_dir=settings.var_dir, database_url=settings.database_url, sla_clock_seconds=0.1)
     servers = [start_server(fast) for _ in range(2)]
     try:
         live = LiveServer(base_url=servers[0][2], settings=fast)
