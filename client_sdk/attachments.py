@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgspec
-import sqlite_utils
 
 from shared_schema import AttachmentKind, BlobUploadStatus
 from shared_schema.blobs import MediaType

@@ -13,7 +13,7 @@ _PATH_SUFFIX = re.compile(r" - at `(?P<path>\$[^`]*)`$")
 
 
 def check_payload(event: ProposedEvent) -> None:
-    """Raise InvalidEvent unless the server knows `event.type` and its payload matches that type's struct.
+    """Raise InvalidEvent unless `event.type` is a known event type and its payload matches that type's struct.
 
     `event.payload` must be the JSON-decoded payload, so the check sees the
     same values as the server. An unknown field, a wrong type, a missing

@@ -409,10 +409,10 @@ _SECONDS_LIMITS = (
 MIN_SLA_CLOCK_SECONDS = 0.1
 
 
-# Whole-number settings with their variables and bounds. The maxima stop a typo
-# with extra digits: each is far above any real load, and below the sizes that
-# PostgreSQL, SQLite or memory cannot serve (a pool larger than PostgreSQL's
-# max_connections is useless, and an S3 object is at most 5 TiB).
+# Whole-number settings with their variables and bounds. The maxima catch a typo
+# with extra digits. They are chosen by judgement, far above any expected load,
+# not measured. A pool larger than PostgreSQL's max_connections cannot be used.
+# NOTE: the 5 TiB blob maximum is S3's documented object size limit, not checked here.
 _WHOLE_NUMBER_LIMITS = (
     ("CSDP_MAX_BATCH_EVENTS", "max_batch_events", 1, 10_000),
     ("CSDP_MAX_BODY_BYTES", "max_body_bytes", 1, 1024**3),

@@ -18,9 +18,9 @@ PROTOCOL_HEADER = "X-CSDP-Protocol-Version"
 # The device's pull cursor, sent with a push so the server can signal a reset
 # before it decides events that were based on a log it no longer has.
 CURSOR_HEADER = "X-CSDP-Cursor"
-# The identity of the server's event log, a random id replaced whenever the store is
-# restored from a backup. The server sends it on every pull, push and stream response;
-# a client sends back the one it last received, and a different value means reset.
+# The identity of the server's event log: a random id, replaced whenever the store is
+# restored from a backup. The server sends it on every pull, push and stream response.
+# A client sends back the last one it received, and a different value means a reset.
 EPOCH_HEADER = "X-CSDP-Log-Epoch"
 # Name and version of the client library, such as `csdp-python/0.1.0`, for logs.
 SDK_HEADER = "X-CSDP-SDK-Version"

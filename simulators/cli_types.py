@@ -22,7 +22,7 @@ def whole_number(minimum: int) -> Callable[[str], int]:
 
 
 def probability(raw: str) -> float:
-    """An argparse type for a probability from 0 to 1."""
+    """Parse a probability from 0 to 1 for argparse."""
     try:
         value = float(raw)
     except ValueError:

@@ -207,7 +207,7 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
 
 
 def check_outputs(args: argparse.Namespace, replay_path: Path) -> None:
-    """Check before the run that its files can be written, so a finished run never fails on a bad path."""
+    """Check before the run that its replay file and report can be written, so a bad path fails at once."""
     folder = replay_path.parent
     if not folder.is_dir():
         raise OptionError(f"the replay file's folder {folder} does not exist; create it or choose another --replay-out")
@@ -224,7 +224,7 @@ def check_outputs(args: argparse.Namespace, replay_path: Path) -> None:
 
 
 def new_run_token(seed: int) -> str:
-    """A per-run token for order ids on a server the run did not start: the seed and six random hex digits."""
+    """Return a per-run token for order ids on a server the run did not start: the seed and six random hex digits."""
     return f"{seed}-{secrets.token_hex(3)}"
 
 
@@ -242,7 +242,11 @@ def write_replay(path: Path, scenario: Scenario, summary: dict[str, Any], option
 
 
 def _holds_cell(holds: bool | None) -> str:
-    return "[yellow]not checked[/yellow]" if holds is None else "[green]yes[/green]" if holds else "[red]NO[/red]"
+    if holds is None:
+        return "[yellow]not checked[/yellow]"
+    if holds:
+        return "[green]yes[/green]"
+    return "[red]NO[/red]"
 
 
 def print_summary(summary: dict[str, Any]) -> None:

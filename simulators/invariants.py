@@ -90,13 +90,13 @@ def check_all(
     """Run every end-of-run check; `office` reads the log, `verify_projections` runs `csdp projections verify`.
 
     `compare_kpi` False leaves out the comparison of /v1/kpi with the
-    reference computation, for runs whose orders carry SLA contracts, which
-    the reference does not model; such a run compares figures of its own.
+    reference computation. Runs whose orders carry SLA contracts pass False,
+    because the reference does not model contracts, and compare figures of their own.
 
     `own_order_prefix` is given for a run against a server it did not start.
     The KPI figures cover the whole log, so they are compared only when every
-    order on the server starts with that prefix and names no contract;
-    otherwise the invariant is recorded as not checked, with the reason.
+    order on the server starts with that prefix and names no contract.
+    Otherwise the invariant is recorded as not checked, with the reason.
     """
     findings = Findings()
     log = fetch_log(office)

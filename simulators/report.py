@@ -19,7 +19,11 @@ MAX_DEVICES_PLOTTED = 12
 
 
 def holds_text(holds: bool | None) -> str:
-    return "not checked" if holds is None else "yes" if holds else "**NO**"
+    if holds is None:
+        return "not checked"
+    if holds:
+        return "yes"
+    return "**NO**"
 
 
 def write_report(folder: Path, scenario: Scenario, summary: dict[str, Any], telemetry: Telemetry) -> Path:

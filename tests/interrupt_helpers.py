@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def interrupt_run(
     arguments: list[str], environment: dict[str, str], started: Path, pattern: str, signal_number: int
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m ARGUMENTS`, wait until `started` holds files matching `pattern`, send the signal and wait.
+    """Run `python -m ARGUMENTS`, wait until `started` contains files matching `pattern`, send the signal and wait.
 
     Ctrl-C in a terminal reaches the whole process group, the server
     included, so SIGINT goes to the group; SIGTERM goes to the main process only.

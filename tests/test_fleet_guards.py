@@ -85,7 +85,7 @@ def test_fleet_rejects_huge_fleet_before_the_run(tmp_path: Path) -> None:
     assert "fleet_run_started" not in result.stderr
 
 
-def test_fleet_rejects_existing_file_as_report_before_the_run(tmp_path: Path) -> None:
+def test_report_path_is_existing_file(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
 
     result = run_fleet("--preset", "smoke", "--report", str(tmp_path / "afile"))
@@ -95,7 +95,7 @@ def test_fleet_rejects_existing_file_as_report_before_the_run(tmp_path: Path) ->
     assert "fleet_run_started" not in result.stderr
 
 
-def test_fleet_rejects_replay_file_in_missing_folder_before_the_run(tmp_path: Path) -> None:
+def test_replay_folder_missing(tmp_path: Path) -> None:
     result = run_fleet("--preset", "smoke", "--replay-out", str(tmp_path / "missing" / "replay.json"))
 
     assert result.returncode == 2
@@ -161,7 +161,7 @@ def test_replay_file_with_bad_run_token_is_rejected(tmp_path: Path) -> None:
 
 @pytest.mark.fleet
 @pytest.mark.parametrize("store_kind", ["sqlite"])
-def test_two_runs_against_one_demo_server_record_their_own_orders(demo_server, tmp_path: Path) -> None:
+def test_two_runs_on_one_server(demo_server, tmp_path: Path) -> None:
     arguments = ("--seed", "4", "--engineers", "2", "--orders", "4", "--server-url", demo_server.base_url)
     arguments += ("--var-dir", str(demo_server.settings.var_dir))
     folder = tmp_path / "run"
@@ -197,5 +197,6 @@ def test_interrupted_run_stops_cleanly(tmp_path: Path, signal_number: int, statu
 
     assert result.returncode == status, stderr[-2000:]
     assert "Traceback" not in stderr
-    assert "fleet: " in stderr and words in stderr
+    assert "fleet: " in stderr
+    assert words in stderr
     assert list(tmp_path.glob("csdp-fleet-*")) == []

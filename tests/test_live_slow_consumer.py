@@ -1,4 +1,4 @@
-"""A subscriber that stops reading is dropped with its resume position and holds back nobody."""
+"""A subscriber that stops reading is dropped with its resume position and does not delay ingestion or other subscribers."""
 
 from __future__ import annotations
 

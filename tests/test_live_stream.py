@@ -299,7 +299,7 @@ def test_stream_bad_input(live, params, headers, status, field):
     assert reader.status_code == status
     assert reader.error_body["field"] == field
     assert "value" in reader.error_body
-    # A position past the head or another log's epoch asks for the same reset as a pull does.
+    # A position past the head or another log's epoch gets the same reset signal as a pull.
     assert (reader.error_body.get("reason") == "reset_required") is (status == 409)
     if status == 409:
         assert len(reader.error_body["epoch"]) == 32

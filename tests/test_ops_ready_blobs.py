@@ -25,7 +25,7 @@ def store_kind() -> str:
 
 def build(settings: Settings, **overrides: object):  # type: ignore[no-untyped-def]
     app = create_app(dataclasses.replace(settings, sla_clock_seconds=0.1, **overrides))  # type: ignore[arg-type]
-    # Every probe in these tests sees the current state, not a cached result.
+    # Every probe in these tests reads the current state, not a cached result.
     app.state.readiness.blob_store_cache_seconds = 0.0
     return app
 

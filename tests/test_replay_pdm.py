@@ -362,7 +362,8 @@ def test_interrupted_replay_removes_its_folder(tmp_path: Path, signal_number: in
 
     assert result.returncode == status, stderr[-2000:]
     assert "Traceback" not in stderr
-    assert "replay_pdm: " in stderr and words in stderr
+    assert "replay_pdm: " in stderr
+    assert words in stderr
     assert list(tmp_path.glob("csdp-replay-pdm-*")) == []
 
 

@@ -69,7 +69,7 @@ def test_change_on_server_causes_pull(live, tablets):
         assert wait_until(lambda: tablet.work_order("wo-1").priority.value == "P1")
 
     assert subscription.running is False
-    # The start pull finds nothing; `created` has no assignee, so e-17 sees only the other two events.
+    # The start pull finds nothing; `created` has no assignee, so e-17 receives only the other two events.
     assert pulled == [0, 1, 1]
     assert tablet.cursor == "3"
 

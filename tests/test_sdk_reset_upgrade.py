@@ -161,7 +161,7 @@ def test_unsupported_protocol_keeps_queue(restartable, tablets, monkeypatch):
     entries = record_flow(client, event_types=("accepted", "travel_started"))
     monkeypatch.setattr(client_sdk.version, "PROTOCOL_VERSION", 2)
 
-    # This SDK is newer than the server, so the message asks for a server update.
+    # This SDK is newer than the server, so the message requests a server update.
     with pytest.raises(UpgradeRequired, match="The server needs an update"):
         client.sync()
 

@@ -7,7 +7,6 @@ roles; the download applies a per-blob scope for engineers.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import msgspec
 import structlog

@@ -59,7 +59,7 @@ ERROR_STATUSES = {
     "503": "The store is unavailable; retry later.",
 }
 PUBLIC_STATUSES = ("422", "426", "503")
-# Statuses only some operations answer with; every other operation leaves them out.
+# Statuses that only the listed operations return. Every other operation leaves them out.
 OPERATION_STATUSES: dict[str, set[tuple[str, str]]] = {
     "409": {
         ("get", "/v1/sync/changes"),
@@ -69,7 +69,7 @@ OPERATION_STATUSES: dict[str, set[tuple[str, str]]] = {
     },
     "415": {("patch", "/v1/blobs/{sha256}/upload")},
 }
-# Operations whose body is not JSON, and their methods that may still answer 413.
+# Operations whose request body has a size limit, so they may return 413.
 SIZE_LIMITED = {("post", path) for path in ("/v1/events", "/v1/catalog", "/v1/blobs")} | {
     ("patch", "/v1/blobs/{sha256}/upload")
 }
@@ -193,7 +193,7 @@ def complete_openapi(
             if key == ("patch", "/v1/blobs/{sha256}/upload"):
                 operation["requestBody"] = CHUNK_BODY
             if key == ("head", "/v1/blobs/{sha256}"):
-                # A HEAD answer has the download's headers and no body.
+                # A HEAD response has the download's headers and no body.
                 operation["responses"]["200"].pop("content", None)
             if key == ("get", "/v1/blobs/{sha256}"):
                 # The blob comes back with the media type it was declared with.

@@ -9,7 +9,7 @@ The header lists each table's columns. The closing line contains the row
 count of each table and the SHA-256 of every line before it (the bytes as
 written, before compression), so a truncated or edited file is detected
 before anything is restored. Rows are written and read one at a time, so
-neither side holds the log in memory.
+neither side keeps the whole log in memory.
 
 Format version 2 added the attachment index (`blobs`, `blob_uploaders`).
 A version 1 file still restores, with an empty attachment index.

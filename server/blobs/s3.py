@@ -82,7 +82,7 @@ class S3BlobStore:
             await asyncio.wait_for(client.head_bucket(Bucket=self.bucket), CHECK_TIMEOUT_SECONDS)
         except TimeoutError:
             raise BlobStoreError(
-                f"the bucket {self.bucket!r} at {self.endpoint_url or 'AWS'} did not answer within {CHECK_TIMEOUT_SECONDS:g} s"
+                f"the bucket {self.bucket!r} at {self.endpoint_url or 'AWS'} did not respond within {CHECK_TIMEOUT_SECONDS:g} s; check that the S3 endpoint is running"
             ) from None
         except botocore.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")

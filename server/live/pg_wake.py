@@ -1,8 +1,8 @@
 """Wake-ups between server processes on one PostgreSQL, through LISTEN/NOTIFY.
 
 A notification carries no data a subscriber reads: it only wakes the hubs of
-the other processes, which then read the log themselves. So a lost
-notification delays an update until the hub's next poll, and never loses it.
+the other processes, which then read the log themselves. A lost
+notification delays an update until the hub's next poll, but the poll still delivers it.
 
 One connection per process, outside the pool, listens on `CHANNEL` and also
 sends this process's notifications. One task owns it: it sends pending

@@ -4,7 +4,7 @@ A replica is ready when its store responds to a query and the schema
 version is the one this server was built for. The KPI projector's task must
 run and have made progress recently. The SLA clock job, unless switched
 off, must run and have finished a run recently. The blob store must be
-writable (local folder) or its bucket must answer a HEAD (S3). Each failing check names its cause in the
+writable (local folder) or a HEAD request on its bucket must succeed (S3). Each failing check names its cause in the
 503 body, so a load balancer's log tells the operator what to fix.
 """
 
@@ -34,9 +34,8 @@ DEFAULT_PROJECTOR_STALL_SECONDS = 60.0
 # intervals, and at least a minute, mark the job as stalled.
 SLA_CLOCK_MISSED_INTERVALS = 3
 MIN_SLA_CLOCK_STALL_SECONDS = 60.0
-# Probes come every few seconds from each load balancer; the blob store's
-# result is reused for this long so that /ready costs at most one S3 request
-# per interval.
+# Load balancers probe every few seconds. The blob store's result is reused for
+# this long, so /ready sends at most one S3 request per interval.
 BLOB_STORE_CHECK_CACHE_SECONDS = 5.0
 
 

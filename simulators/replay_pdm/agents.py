@@ -54,7 +54,7 @@ class ReplayBehaviour:
 def sdk_client(
     path: Path, base_url: str, token: str, device_id: str, actor: Actor, network: FlakyNetwork
 ) -> SyncClient:
-    """A replay tablet's SDK client: batches of 200 and a longer timeout than the fleet's, for late bulk syncs."""
+    """Build a replay tablet's SDK client, with batches of 200 and a longer timeout than the fleet's for late bulk syncs."""
     return simulated_client(path, base_url, token, device_id, actor, network, batch_size=200, timeout=60)
 
 
